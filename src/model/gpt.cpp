@@ -1,0 +1,90 @@
+#include "model/gpt.h"
+
+#include <cmath>
+
+namespace extrap {
+
+LayerNormImpl::LayerNormImpl(int64_t dim, bool bias) {
+  weight_ = register_parameter("weight", torch::ones({dim}));
+  if (bias) bias_ = register_parameter("bias", torch::zeros({dim}));
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  return torch::layer_norm(x, {weight_.size(0)}, weight_, bias_, 1e-5);
+}
+
+BlockImpl::BlockImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme) : dropout_(config.dropout) {
+  ln1_ = register_module("ln1", LayerNorm(config.d_model, config.bias));
+  attn = register_module("attn", CausalSelfAttention(config, std::move(scheme)));
+  ln2_ = register_module("ln2", LayerNorm(config.d_model, config.bias));
+  fc_ = register_module("fc", torch::nn::Linear(torch::nn::LinearOptions(config.d_model, config.d_mlp).bias(config.bias)));
+  fc_proj_ = register_module(
+      "fc_proj", torch::nn::Linear(torch::nn::LinearOptions(config.d_mlp, config.d_model).bias(config.bias)));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Positions& positions) {
+  auto h = x + attn(ln1_(x), positions);
+  auto mlp = fc_proj_(torch::gelu(fc_(ln2_(h))));
+  return h + torch::dropout(mlp, dropout_, is_training());
+}
+
+GPTImpl::GPTImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme)
+    : config_(config), scheme_(std::move(scheme)) {
+  wte_ = register_module("wte", torch::nn::Embedding(config.vocab_size, config.d_model));
+  register_module("position", scheme_);
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.n_layers; ++i) blocks_->push_back(Block(config, scheme_));
+  ln_f_ = register_module("ln_f", LayerNorm(config.d_model, config.bias));
+  if (!config.tie_embeddings) {
+    lm_head_ = register_module("lm_head",
+                               torch::nn::Linear(torch::nn::LinearOptions(config.d_model, config.vocab_size).bias(false)));
+  }
+  init_weights();
+}
+
+// GPT-2 / nanoGPT initialisation: N(0, 0.02) weights, zero biases, and the residual output
+// projections scaled by 1/sqrt(2 * n_layers) so the residual stream variance does not grow with depth.
+void GPTImpl::init_weights() {
+  torch::NoGradGuard no_grad;
+  const double residual_std = 0.02 / std::sqrt(2.0 * double(config_.n_layers));
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (name.find("ln") != std::string::npos || name.rfind("position.", 0) == 0) continue;  // LN: 1/0; scheme: own init
+    if (is_bias) {
+      p.zero_();
+    } else if (name.find("attn.proj.weight") != std::string::npos || name.find("fc_proj.weight") != std::string::npos) {
+      p.normal_(0.0, residual_std);
+    } else {
+      p.normal_(0.0, 0.02);
+    }
+  }
+}
+
+void GPTImpl::set_attention_block(int64_t block) {
+  for (auto& block_module : *blocks_) block_module->as<BlockImpl>()->attn->set_block_size(block);
+}
+
+int64_t GPTImpl::parameter_count() const {
+  int64_t total = 0;
+  for (const auto& p : parameters()) total += p.numel();
+  return total;
+}
+
+torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& positions) {
+  auto x = wte_(tokens);
+  auto position_embedding = scheme_->input_embedding(positions);
+  if (position_embedding.defined()) x = x + position_embedding;
+  x = torch::dropout(x, config_.dropout, is_training());
+  for (auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x, positions);
+  x = ln_f_(x);
+  return lm_head_ ? lm_head_(x) : torch::matmul(x, wte_->weight.t());
+}
+
+GPT build_model(const RunConfig& config) {
+  const ModelShape shape{config.model.d_model, config.model.n_heads, config.model.n_layers, config.data.train_length};
+  return GPT(config.model, make_scheme(config.position.scheme, config.position.params, shape));
+}
+
+}  // namespace extrap

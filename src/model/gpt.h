@@ -1,0 +1,62 @@
+#pragma once
+// A decoder-only GPT with pre-LayerNorm blocks (see docs/model.md for the exact computation and
+// the checkpoint tensor names).
+#include <torch/torch.h>
+
+#include "config/config.h"
+#include "model/attention.h"
+#include "position/scheme.h"
+
+namespace extrap {
+
+// LayerNorm whose bias can be switched off (torch::nn::LayerNorm cannot).
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  LayerNormImpl(int64_t dim, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::Tensor weight_, bias_;
+};
+TORCH_MODULE(LayerNorm);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme);
+  torch::Tensor forward(const torch::Tensor& x, const Positions& positions);
+  CausalSelfAttention attn{nullptr};
+
+ private:
+  LayerNorm ln1_{nullptr}, ln2_{nullptr};
+  torch::nn::Linear fc_{nullptr}, fc_proj_{nullptr};
+  double dropout_;
+};
+TORCH_MODULE(Block);
+
+class GPTImpl : public torch::nn::Module {
+ public:
+  GPTImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme);
+  // tokens: [B, T] int64 -> logits [B, T, vocab], float32.
+  torch::Tensor forward(const torch::Tensor& tokens, const Positions& positions);
+  // Longest window the model can run (0: unbounded).
+  int64_t max_length() const { return scheme_->max_length(); }
+  // Query rows per attention block: a speed/memory knob that never changes results.
+  void set_attention_block(int64_t block);
+  const ModelConfig& config() const { return config_; }
+  int64_t parameter_count() const;
+
+ private:
+  void init_weights();
+  ModelConfig config_;
+  std::shared_ptr<PositionScheme> scheme_;
+  torch::nn::Embedding wte_{nullptr};
+  torch::nn::ModuleList blocks_;
+  LayerNorm ln_f_{nullptr};
+  torch::nn::Linear lm_head_{nullptr};  // null when tied to wte
+};
+TORCH_MODULE(GPT);
+
+// Builds the model described by a resolved run config (scheme included).
+GPT build_model(const RunConfig& config);
+
+}  // namespace extrap

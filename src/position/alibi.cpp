@@ -1,0 +1,45 @@
+// ALiBi (Press et al.): no position embedding; each head h adds -slope_h * (i - j) to its scores.
+// Slopes are the geometric sequence 2^(-8/n), 2^(-16/n), ... for n heads when n is a power of two;
+// otherwise the n' = 2^floor(log2 n) slopes followed by every other slope of 2n' heads (reference code).
+#include "position/alibi.h"
+
+#include <cmath>
+
+namespace extrap {
+
+namespace {
+std::vector<double> power_of_two_slopes(int64_t n) {
+  const double start = std::pow(2.0, -8.0 / double(n));
+  std::vector<double> slopes;
+  for (int64_t i = 0; i < n; ++i) slopes.push_back(std::pow(start, double(i + 1)));
+  return slopes;
+}
+}  // namespace
+
+std::vector<double> alibi_slopes(int64_t n_heads) {
+  const int64_t lower = int64_t(1) << int64_t(std::floor(std::log2(double(n_heads))));
+  std::vector<double> slopes = power_of_two_slopes(lower);
+  const std::vector<double> doubled = power_of_two_slopes(2 * lower);
+  for (int64_t i = 0; int64_t(slopes.size()) < n_heads; i += 2) slopes.push_back(doubled[i]);
+  return slopes;
+}
+
+Alibi::Alibi(int64_t n_heads) {
+  // A buffer, not a parameter: saved with the model but never trained.
+  slopes_ = register_buffer("slopes", torch::tensor(alibi_slopes(n_heads), torch::kFloat64).to(torch::kFloat32));
+}
+
+torch::Tensor Alibi::score_bias(const Positions& positions, int64_t q_begin, int64_t q_end, int64_t k_begin,
+                                int64_t k_end) {
+  auto q = positions.values.slice(0, q_begin, q_end).unsqueeze(1);
+  auto k = positions.values.slice(0, k_begin, k_end).unsqueeze(0);
+  auto distance = (q - k).to(torch::kFloat32);                      // [q, k]
+  return -slopes_.view({-1, 1, 1}) * distance.unsqueeze(0);          // [H, q, k]
+}
+
+EXTRAP_REGISTER_SCHEME(alibi, SchemeInfo{
+    "alibi", "linear distance penalty -slope_h * (i - j) per head, no position embedding",
+    "Press et al. 2022, Train Short, Test Long (ALiBi)", {},
+    [](const nlohmann::json&, const ModelShape& shape) { return std::make_shared<Alibi>(shape.n_heads); }});
+
+}  // namespace extrap

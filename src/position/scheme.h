@@ -1,0 +1,58 @@
+#pragma once
+// A position scheme plugs into the model through a few hooks and implements only those it needs:
+//   input_embedding  added to the token embeddings (learned, sinusoidal)
+//   transform_qk     rotates or rescales queries and keys before the scores (RoPE family)
+//   score_bias       additive bias on a block of attention scores (ALiBi and other bias schemes)
+//   max_length       the longest sequence the scheme can represent (learned tables)
+// The model and attention code call the hooks and never branch on a scheme's name. Schemes are
+// torch modules so that learnable parameters are registered, saved and optimized like any other.
+#include <torch/torch.h>
+
+#include "position/scheme_info.h"
+
+namespace extrap {
+
+// Positions of the tokens in one window. Stored in float64 so that angles like position * theta
+// keep full precision at long lengths before the cast to float32.
+struct Positions {
+  torch::Tensor values;  // [T], float64
+  bool is_arange = true; // values are exactly 0..T-1, so cached tables may be sliced
+  int64_t size() const { return values.size(0); }
+
+  static Positions arange(int64_t length, const torch::Device& device);
+};
+
+class PositionScheme : public torch::nn::Module {
+ public:
+  // [T, d_model] to add to the token embeddings, or an undefined tensor.
+  virtual torch::Tensor input_embedding(const Positions& positions) { return {}; }
+  // q, k: [B, H, T, head_dim]; replaced by their transformed versions.
+  virtual void transform_qk(torch::Tensor& q, torch::Tensor& k, const Positions& positions) {}
+  // Bias for query rows [q_begin, q_end) against key columns [k_begin, k_end), broadcastable to
+  // [B, H, q_end - q_begin, k_end - k_begin]; an undefined tensor means no bias.
+  virtual torch::Tensor score_bias(const Positions& positions, int64_t q_begin, int64_t q_end, int64_t k_begin,
+                                   int64_t k_end) {
+    return {};
+  }
+  // Longest window (in tokens) the scheme can represent; 0 means unbounded.
+  virtual int64_t max_length() const { return 0; }
+};
+
+// Builds a registered scheme from resolved params (see resolve_scheme_params).
+std::shared_ptr<PositionScheme> make_scheme(const std::string& name, const nlohmann::json& params,
+                                            const ModelShape& shape);
+
+// Reads a typed parameter from resolved params; the registry already checked presence and type.
+template <typename T>
+T param(const nlohmann::json& params, const char* key) {
+  return params.at(key).get<T>();
+}
+
+// Throws UserError("<key>: <problem>") for use inside scheme factories.
+[[noreturn]] void reject_param(const std::string& key, const std::string& problem);
+
+}  // namespace extrap
+
+// Registers a scheme from its own .cpp file at static-initialisation time.
+#define EXTRAP_REGISTER_SCHEME(tag, ...) \
+  static const bool extrap_scheme_registered_##tag = ::extrap::register_scheme(__VA_ARGS__)
