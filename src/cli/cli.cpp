@@ -1,9 +1,182 @@
 #include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
 #include <iostream>
-#include "position/scheme.h"
+#include <sstream>
+
+#include "bench/bench.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "common/runtime.h"
+#include "common/version.h"
+#include "data/dataset.h"
+#include "eval/evaluator.h"
+#include "position/scheme_info.h"
+#include "report/results.h"
+#include "train/trainer.h"
+
 namespace extrap {
+namespace {
+
+std::vector<int64_t> parse_lengths(const std::string& text) {
+  std::vector<int64_t> lengths;
+  std::stringstream parts(text);
+  std::string part;
+  while (std::getline(parts, part, ',')) {
+    try {
+      std::size_t used = 0;
+      const long long value = std::stoll(part, &used);
+      if (used != part.size() || value <= 0) throw std::invalid_argument(part);
+      lengths.push_back(value);
+    } catch (const std::exception&) {
+      throw UserError("--lengths: \"" + part + "\" is not a positive integer (expected e.g. 512,2048,8192)");
+    }
+  }
+  return lengths;
+}
+
+void print_schemes(bool as_json) {
+  nlohmann::json listing = nlohmann::json::array();
+  for (const auto& info : registered_schemes()) {
+    nlohmann::json params = nlohmann::json::array();
+    for (const auto& p : info.params) params.push_back({{"name", p.name}, {"default", p.default_value}, {"description", p.description}});
+    listing.push_back({{"name", info.name}, {"description", info.description}, {"reference", info.reference}, {"params", params}});
+  }
+  if (as_json) {
+    std::cout << listing.dump(2) << "\n";
+    return;
+  }
+  for (const auto& scheme : listing) {
+    std::cout << scheme["name"].get<std::string>() << ": " << scheme["description"].get<std::string>() << "\n"
+              << "    reference: " << scheme["reference"].get<std::string>() << "\n";
+    for (const auto& p : scheme["params"]) {
+      std::cout << "    " << p["name"].get<std::string>() << " (default " << p["default"].dump()
+                << "): " << p["description"].get<std::string>() << "\n";
+    }
+  }
+}
+
+void print_bench(const nlohmann::json& r) {
+  std::cout << "reference model: d_model 256, 4 layers, 4 heads, length 256, batch 16, RoPE, "
+            << r["model"]["parameters"] << " parameters, " << r["threads"] << " threads\n"
+            << "train: " << r["train"]["step_ms"].get<double>() << " ms/step, " << r["train"]["tokens_per_s"].get<double>()
+            << " tokens/s, " << r["train"]["gflops"].get<double>() << " GFLOP/s ("
+            << 100.0 * r["fraction_of_peak"].get<double>() << "% of the measured matmul peak "
+            << r["matmul_peak_gflops"].get<double>() << " GFLOP/s)\n"
+            << "eval @" << r["eval"]["length"] << ": " << r["eval"]["tokens_per_s"].get<double>() << " tokens/s, peak RSS "
+            << r["eval"]["peak_rss_mib"].get<double>() << " MiB\n";
+}
+
+}  // namespace
+
 int run_cli(int argc, char** argv) {
-  for (auto& s : registered_schemes()) std::cout << s.name << "\n";
+  CLI::App app{"extrap: train short, test long. Length-extrapolation experiments for small GPTs."};
+  app.set_version_flag("--version", std::string(kVersion) + " (" + kGitCommit + ")");
+  app.require_subcommand(1);
+  int threads = 0;
+  std::string device = "cpu";
+  auto add_runtime = [&](CLI::App* cmd) {
+    cmd->add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  };
+
+  PrepareOptions prepare;
+  auto* data_cmd = app.add_subcommand("data", "prepare a corpus: byte tokens split into train/val/test by document");
+  data_cmd->add_option("--corpus", prepare.corpus, "brown, kjv or text")->required();
+  data_cmd->add_option("--input", prepare.input, "raw corpus (see scripts/fetch_corpus.sh)")->required();
+  data_cmd->add_option("--out", prepare.output, "prepared dataset directory")->required();
+  data_cmd->add_option("--seed", prepare.seed, "split seed");
+  data_cmd->add_option("--val-fraction", prepare.val_fraction, "fraction of documents for validation");
+  data_cmd->add_option("--test-fraction", prepare.test_fraction, "fraction of documents for test");
+
+  TrainOptions train_options;
+  auto* train_cmd = app.add_subcommand("train", "train a model from a JSON config");
+  train_cmd->add_option("--config", train_options.config_path, "config file");
+  train_cmd->add_option("--set", train_options.overrides, "override a config key: --set model.d_model=256")->take_all();
+  train_cmd->add_option("--out", train_options.out, "run directory (default runs/<name>)");
+  train_cmd->add_flag("--resume", train_options.resume, "continue the run in --out (or runs/<name>) from its latest checkpoint");
+  add_runtime(train_cmd);
+
+  EvalOptions eval_options;
+  std::string lengths = "512,2048,8192";
+  auto* eval_cmd = app.add_subcommand("eval", "evaluate a trained run at several lengths");
+  eval_cmd->add_option("--run", eval_options.run_dir, "run directory")->required();
+  eval_cmd->add_option("--lengths", lengths, "comma-separated window lengths");
+  eval_cmd->add_option("--split", eval_options.split, "train, val or test");
+  eval_cmd->add_option("--max-tokens", eval_options.max_tokens, "tokens scored at every length");
+  eval_cmd->add_option("--out", eval_options.out, "results file (default RUN/results/eval.json)");
+  eval_cmd->add_option("--data", eval_options.dataset, "dataset directory (default: the run's)");
+  eval_cmd->add_option("--batch-tokens", eval_options.batch_tokens, "tokens per forward pass")->check(CLI::PositiveNumber);
+  add_runtime(eval_cmd);
+
+  std::vector<std::string> report_inputs;
+  std::string format = "table", metric = "ppl";
+  auto* report_cmd = app.add_subcommand("report", "compare runs: a runs x lengths table");
+  report_cmd->add_option("inputs", report_inputs, "run directories or results files")->required();
+  report_cmd->add_option("--format", format, "table, markdown or csv");
+  report_cmd->add_option("--metric", metric, "ppl, bpb, nll, acc or beyond_ppl");
+
+  bool schemes_json = false;
+  auto* schemes_cmd = app.add_subcommand("schemes", "list the registered position schemes and their parameters");
+  schemes_cmd->add_flag("--json", schemes_json, "print JSON");
+
+  BenchOptions bench_options;
+  std::string bench_json;
+  auto* bench_cmd = app.add_subcommand("bench", "training and eval speed of the reference model");
+  bench_cmd->add_option("--steps", bench_options.steps, "timed training steps")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--warmup", bench_options.warmup, "untimed warm-up steps");
+  bench_cmd->add_option("--eval-length", bench_options.eval_length, "eval window length")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--json", bench_json, "also write the figures to this JSON file");
+  add_runtime(bench_cmd);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  spdlog::set_pattern("[%H:%M:%S] %^%v%$");
+  try {
+    configure_threads(threads);
+    if (*data_cmd) {
+      const auto metadata = prepare_dataset(prepare);
+      for (const char* split : {"train", "val", "test"}) {
+        spdlog::info("{}: {} documents, {} tokens", split, metadata["splits"][split]["documents"].get<int64_t>(),
+                     metadata["splits"][split]["tokens"].get<int64_t>());
+      }
+      spdlog::info("prepared {} (checksum {})", prepare.output.string(), metadata["checksum"].get<std::string>());
+    } else if (*train_cmd) {
+      train_options.device = device;
+      train(train_options);
+    } else if (*eval_cmd) {
+      eval_options.lengths = parse_lengths(lengths);
+      eval_options.device = device;
+      const auto document = evaluate(eval_options);
+      std::cout << "\n" << render_report({document}, "ppl", TableFormat::Terminal);
+    } else if (*report_cmd) {
+      std::vector<nlohmann::json> documents;
+      for (const auto& input : report_inputs) documents.push_back(load_results(input));
+      std::cout << render_report(documents, metric, parse_table_format(format));
+    } else if (*schemes_cmd) {
+      print_schemes(schemes_json);
+    } else if (*bench_cmd) {
+      bench_options.device = device;
+      const auto result = run_bench(bench_options);
+      print_bench(result);
+      if (!bench_json.empty()) write_json_atomic(bench_json, result);
+    }
+  } catch (const UserError& e) {
+    std::cerr << "extrap: error: " << e.what() << "\n";
+    return 2;
+  } catch (const Interrupted& e) {
+    return 128 + e.signal;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    std::cerr << "extrap: internal error: " << what.substr(0, what.find('\n')) << "\n";
+    return 1;
+  }
   return 0;
 }
-}
+
+}  // namespace extrap

@@ -12,3 +12,15 @@ class UserError : public std::runtime_error {
 };
 
 }  // namespace extrap
+
+namespace extrap {
+
+// Raised after a SIGINT/SIGTERM has been handled (checkpoint written); main() exits 128 + signal.
+class Interrupted : public std::runtime_error {
+ public:
+  explicit Interrupted(int signal_number)
+      : std::runtime_error("interrupted"), signal(signal_number) {}
+  int signal;
+};
+
+}  // namespace extrap

@@ -1,0 +1,20 @@
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace extrap {
+
+struct BenchOptions {
+  int steps = 10;
+  int warmup = 3;
+  int64_t eval_length = 8192;
+  std::string device = "cpu";
+};
+
+// Times training steps of the fixed reference model (d_model 256, 4 layers, 4 heads, length 256,
+// batch 16, byte vocabulary, RoPE; the same model as shared/bench/nanogpt_step.py), one eval
+// forward at `eval_length`, and a large matmul as the machine's peak. See docs/performance.md.
+nlohmann::json run_bench(const BenchOptions& options);
+
+}  // namespace extrap

@@ -1,0 +1,18 @@
+#pragma once
+#include <string>
+
+#include <torch/torch.h>
+
+namespace extrap {
+
+// "cpu" or "cuda" (the latter only when this LibTorch build and machine have CUDA).
+torch::Device resolve_device(const std::string& name);
+
+// Sets LibTorch's intra-op threads: `requested` > 0, else every core (LibTorch defaults to 1
+// here, which wastes the machine). Returns the count in effect.
+int configure_threads(int requested);
+
+// Peak resident memory of this process so far, in MiB.
+double peak_rss_mib();
+
+}  // namespace extrap

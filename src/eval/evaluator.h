@@ -1,0 +1,25 @@
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace extrap {
+
+struct EvalOptions {
+  std::filesystem::path run_dir;
+  std::vector<int64_t> lengths;
+  std::string split = "test";
+  int64_t max_tokens = 65536;      // targets scored at every length (fewer if the split is shorter)
+  std::filesystem::path out;       // default RUN/results/eval.json
+  std::filesystem::path dataset;   // default: the run's data.dataset
+  std::string device = "cpu";
+  int64_t batch_tokens = 16384;    // windows per forward = max(1, batch_tokens / length)
+};
+
+// Evaluates the run's latest checkpoint at each length (see docs/results.md for the JSON written)
+// and returns the results document.
+nlohmann::json evaluate(const EvalOptions& options);
+
+}  // namespace extrap

@@ -1,0 +1,43 @@
+#pragma once
+// Run directories and checkpoints.
+//   RUN/config.json         the resolved config
+//   RUN/run.json            provenance: tool version, git commit, dataset identity, device, threads
+//   RUN/metrics.jsonl       one JSON object per logged step / validation
+//   RUN/train.log           the terminal log
+//   RUN/checkpoints/step_NNNNNNNN/{model.safetensors, optimizer.safetensors, state.json}
+//   RUN/DONE                written last: the run finished (sweeps skip such runs)
+// A checkpoint directory is written under a temporary name and renamed into place, so every
+// directory named step_* is complete; the latest is the one with the highest step.
+#include <filesystem>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "model/gpt.h"
+#include "train/adamw.h"
+
+namespace extrap {
+
+namespace fs = std::filesystem;
+
+struct TrainingState {
+  int64_t step = 0;  // optimizer steps completed
+  nlohmann::json info = nlohmann::json::object();  // extra fields for state.json (losses, timing)
+};
+
+// Highest complete checkpoint of a run, if any.
+std::optional<fs::path> latest_checkpoint(const fs::path& run_dir);
+fs::path checkpoint_dir(const fs::path& run_dir, int64_t step);
+
+void save_checkpoint(const fs::path& run_dir, GPT& model, const AdamW& optimizer, const TrainingState& state,
+                     int64_t keep);
+// Restores weights (and the optimizer, if given); returns the stored state.
+TrainingState load_checkpoint(const fs::path& checkpoint, GPT& model, AdamW* optimizer);
+
+// Named model tensors as saved: parameters and buffers, by their module path (docs/model.md).
+TensorMap model_tensors(GPT& model);
+
+bool run_is_done(const fs::path& run_dir);
+
+}  // namespace extrap

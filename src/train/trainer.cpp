@@ -1,0 +1,281 @@
+#include "train/trainer.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "common/runtime.h"
+#include "common/version.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "model/gpt.h"
+#include "train/checkpoint.h"
+#include "train/schedule.h"
+
+namespace extrap {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+std::atomic<int> g_signal{0};
+
+void on_signal(int signal_number) {
+  g_signal = signal_number;
+  std::signal(signal_number, SIG_DFL);  // a second Ctrl-C kills at once; checkpoints are atomic anyway
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+std::string format_duration(double seconds) {
+  const auto total = static_cast<long long>(seconds + 0.5);
+  std::ostringstream out;
+  if (total >= 3600) out << total / 3600 << "h";
+  if (total >= 60) out << (total % 3600) / 60 << "m";
+  out << total % 60 << "s";
+  return out.str();
+}
+
+// [rows, length + 1] windows of the token stream; inputs are [:, :-1], targets [:, 1:].
+torch::Tensor gather_windows(const std::vector<uint16_t>& stream, const std::vector<int64_t>& offsets,
+                             int64_t length) {
+  auto batch = torch::empty({int64_t(offsets.size()), length + 1}, torch::kInt64);
+  auto* out = batch.data_ptr<int64_t>();
+  for (std::size_t r = 0; r < offsets.size(); ++r) {
+    for (int64_t t = 0; t <= length; ++t) out[r * (length + 1) + t] = stream[offsets[r] + t];
+  }
+  return batch;
+}
+
+// Mean next-token loss over consecutive windows of the validation stream (fixed, so comparable
+// across steps and runs).
+double validation_loss(GPT& model, const std::vector<uint16_t>& stream, int64_t length, int64_t batch_size,
+                       int64_t max_tokens, const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  std::vector<int64_t> offsets;
+  for (int64_t o = 0; o + length + 1 <= int64_t(stream.size()) && o + length <= max_tokens; o += length) {
+    offsets.push_back(o);
+  }
+  const auto positions = Positions::arange(length, device);
+  double total = 0;
+  int64_t count = 0;
+  for (std::size_t b = 0; b < offsets.size(); b += batch_size) {
+    std::vector<int64_t> chunk(offsets.begin() + b, offsets.begin() + std::min(offsets.size(), b + batch_size));
+    auto windows = gather_windows(stream, chunk, length).to(device);
+    auto logits = model->forward(windows.slice(1, 0, length), positions);
+    auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
+                                          windows.slice(1, 1, length + 1).reshape({-1}),
+                                          /*weight=*/{}, at::Reduction::Sum);
+    total += loss.item<double>();
+    count += int64_t(chunk.size()) * length;
+  }
+  model->train();
+  return total / double(count);
+}
+
+struct RunSetup {
+  fs::path run_dir;
+  RunConfig config;
+};
+
+RunSetup resolve_run(const TrainOptions& options) {
+  RunSetup setup;
+  std::optional<RunConfig> from_file;
+  if (!options.config_path.empty()) from_file = load_config(options.config_path, options.overrides);
+  if (!from_file && !options.resume) throw UserError("train: --config is required (or --resume with --out RUN_DIR)");
+  if (!from_file && options.out.empty()) throw UserError("train --resume: give --out RUN_DIR or --config");
+  setup.run_dir = !options.out.empty() ? options.out : fs::path("runs") / from_file->name;
+  const fs::path saved = setup.run_dir / "config.json";
+
+  if (!options.resume) {
+    if (fs::exists(saved)) {
+      throw UserError(setup.run_dir.string() + ": a run already exists here; use --resume to continue it or --out "
+                      "to train into another directory");
+    }
+    if (fs::exists(setup.run_dir) && !fs::is_empty(setup.run_dir)) {
+      throw UserError(setup.run_dir.string() + ": directory exists and is not an extrap run; choose another --out");
+    }
+    setup.config = *from_file;
+    return setup;
+  }
+  if (!fs::exists(saved)) {
+    if (!from_file) throw UserError(saved.string() + ": no run to resume (config.json not found)");
+    setup.config = *from_file;  // nothing to resume yet: start it
+    return setup;
+  }
+  setup.config = config_from_json(read_json_file(saved), saved.string());
+  if (from_file && from_file->resolved != setup.config.resolved) {
+    const auto diff = nlohmann::json::diff(setup.config.resolved, from_file->resolved);
+    throw UserError(options.config_path + ": differs from " + saved.string() + " at " +
+                    diff.at(0).at("path").get<std::string>() + "; a resumed run must keep its config");
+  }
+  return setup;
+}
+
+void append_metrics(const fs::path& file, const nlohmann::json& entry) {
+  std::ofstream out(file, std::ios::app);
+  out << entry.dump() << "\n";
+}
+
+// On resume, drop metric lines logged after the checkpoint: those steps are about to be redone.
+void truncate_metrics(const fs::path& file, int64_t step) {
+  if (!fs::exists(file)) return;
+  std::ifstream in(file);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (nlohmann::json::parse(line).value("step", int64_t(0)) <= step) kept += line + "\n";
+  }
+  write_file_atomic(file, kept);
+}
+
+}  // namespace
+
+int64_t window_offset(uint64_t seed, int64_t step, int64_t row, int64_t max_offset_exclusive) {
+  const uint64_t h = splitmix64(splitmix64(seed ^ 0x5eedULL) ^ splitmix64(uint64_t(step) * 0x100000001b3ULL + row));
+  return int64_t(h % uint64_t(max_offset_exclusive));
+}
+
+void train(const TrainOptions& options) {
+  RunSetup setup = resolve_run(options);
+  const RunConfig& config = setup.config;
+  const fs::path& run_dir = setup.run_dir;
+  if (run_is_done(run_dir)) {
+    spdlog::info("{}: already finished (DONE); nothing to do", run_dir.string());
+    return;
+  }
+  const torch::Device device = resolve_device(options.device);
+
+  // Everything that can fail on bad input happens before the run directory is touched.
+  const Dataset dataset = Dataset::load(config.data.dataset);
+  const auto& train_stream = dataset.split("train");
+  const auto& val_stream = dataset.split("val");
+  const int64_t length = config.data.train_length;
+  const int64_t vocab = dataset.metadata().at("tokenizer").at("vocab_size").get<int64_t>();
+  if (config.model.vocab_size < vocab) {
+    throw UserError("model.vocab_size " + std::to_string(config.model.vocab_size) + " is smaller than the dataset's " +
+                    "vocabulary (" + std::to_string(vocab) + ")");
+  }
+  if (int64_t(train_stream.size()) < length + 2) {
+    throw UserError("data.train_length " + std::to_string(length) + " is longer than the train split of " +
+                    config.data.dataset + " (" + std::to_string(train_stream.size()) + " tokens)");
+  }
+  if (int64_t(val_stream.size()) < length + 1) {
+    throw UserError("data.train_length " + std::to_string(length) + " is longer than the val split of " +
+                    config.data.dataset + " (" + std::to_string(val_stream.size()) + " tokens)");
+  }
+
+  torch::manual_seed(config.seed);
+  GPT model = build_model(config);
+  model->to(device);
+  model->train();
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+  const TrainConfig& tc = config.train;
+  AdamW optimizer(named, {tc.beta1, tc.beta2, tc.eps, tc.weight_decay});
+
+  fs::create_directories(run_dir);
+  spdlog::default_logger()->sinks().push_back(
+      std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string()));
+  const fs::path metrics_file = run_dir / "metrics.jsonl";
+  TrainingState state;
+  if (auto checkpoint = latest_checkpoint(run_dir); checkpoint && options.resume) {
+    state = load_checkpoint(*checkpoint, model, &optimizer);
+    truncate_metrics(metrics_file, state.step);
+    spdlog::info("resuming {} from step {}", run_dir.string(), state.step);
+  } else {
+    write_json_atomic(run_dir / "config.json", config.resolved);
+    write_json_atomic(run_dir / "run.json",
+                      {{"tool", {{"name", "extrap"}, {"version", kVersion}, {"git_commit", kGitCommit}}},
+                       {"created", utc_timestamp()},
+                       {"dataset", {{"path", config.data.dataset}, {"checksum", dataset.checksum()}}},
+                       {"device", options.device},
+                       {"threads", torch::get_num_threads()},
+                       {"parameters", model->parameter_count()}});
+    write_file_atomic(metrics_file, "");
+  }
+  spdlog::info("run {} | scheme {} | {} parameters | train_length {} | batch {} | {} steps | {} threads", run_dir.string(),
+               config.position.scheme, model->parameter_count(), length, tc.batch_size, tc.steps,
+               torch::get_num_threads());
+
+  g_signal = 0;
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  const int64_t max_offset = int64_t(train_stream.size()) - length - 1;
+  const auto positions = Positions::arange(length, device);
+  const auto session_start = Clock::now();
+  auto window_start = session_start;
+  int64_t window_tokens = 0;
+  double last_val = std::nan("");
+  auto save = [&](int64_t step) {
+    state.step = step;
+    state.info["val_loss"] = last_val;
+    save_checkpoint(run_dir, model, optimizer, state, tc.keep_checkpoints);
+  };
+
+  for (int64_t step = state.step; step < tc.steps; ++step) {
+    const double lr = learning_rate(step, tc.steps, tc.warmup_steps, tc.lr, tc.min_lr_ratio);
+    std::vector<int64_t> offsets;
+    for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, max_offset));
+    auto windows = gather_windows(train_stream, offsets, length).to(device);
+    torch::manual_seed(splitmix64(config.seed + 0x9e37ULL * uint64_t(step + 1)));  // dropout, per step
+    auto logits = model->forward(windows.slice(1, 0, length), positions);
+    auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
+                                          windows.slice(1, 1, length + 1).reshape({-1}));
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value)) {
+      const auto last = latest_checkpoint(run_dir);
+      throw UserError("non-finite training loss (" + std::to_string(loss_value) + ") at step " +
+                      std::to_string(step + 1) + " with lr " + std::to_string(lr) + "; stopped; last good checkpoint: " +
+                      (last ? last->string() : std::string("none")) + " (lower train.lr or raise warmup)");
+    }
+    optimizer.zero_grad();
+    loss.backward();
+    double grad_norm = 0;
+    if (tc.grad_clip > 0) grad_norm = torch::nn::utils::clip_grad_norm_(optimizer.parameters(), tc.grad_clip);
+    optimizer.step(lr);
+    const int64_t done = step + 1;
+    window_tokens += tc.batch_size * length;
+
+    if (done % tc.log_interval == 0 || done == tc.steps) {
+      const auto now = Clock::now();
+      const double window_seconds = std::chrono::duration<double>(now - window_start).count();
+      const double session_seconds = std::chrono::duration<double>(now - session_start).count();
+      const double tokens_per_s = window_tokens / std::max(window_seconds, 1e-9);
+      const double eta = session_seconds / double(done - state.step) * double(tc.steps - done);
+      spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | {:>7.0f} tok/s | ETA {}", done, tc.steps, loss_value, lr,
+                   tokens_per_s, format_duration(eta));
+      append_metrics(metrics_file, {{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
+                                    {"tokens_per_s", tokens_per_s}, {"elapsed_s", session_seconds}});
+      window_start = now;
+      window_tokens = 0;
+    }
+    if (done % tc.eval_interval == 0 || done == tc.steps) {
+      last_val = validation_loss(model, val_stream, length, tc.batch_size, tc.eval_tokens, device);
+      spdlog::info("step {:>6}/{} | val loss {:.4f} | val ppl {:.2f}", done, tc.steps, last_val, std::exp(last_val));
+      append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
+    }
+    if (done % tc.checkpoint_interval == 0 || done == tc.steps) save(done);
+    if (g_signal != 0) {
+      if (done % tc.checkpoint_interval != 0 && done != tc.steps) save(done);
+      spdlog::warn("signal {} received: checkpoint at step {} written to {}; continue with --resume", int(g_signal),
+                   done, run_dir.string());
+      throw Interrupted(g_signal);
+    }
+  }
+  write_json_atomic(run_dir / "DONE", {{"step", tc.steps}, {"val_loss", last_val}, {"finished", utc_timestamp()}});
+  spdlog::info("done: {} steps, final val loss {:.4f}", tc.steps, last_val);
+}
+
+}  // namespace extrap
