@@ -51,6 +51,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
   GPT model = build_model(config);
   model->to(device);
   model->train();
+  model->set_attention_block(options.attention_block);
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
   AdamW optimizer(named, {0.9, 0.999, 1e-8, 0.01});  // torch.optim.AdamW defaults, as in the reference
@@ -65,6 +66,10 @@ nlohmann::json run_bench(const BenchOptions& options) {
     (void)loss.item<float>();
   };
   for (int i = 0; i < options.warmup; ++i) train_step();
+  if (std::getenv("EXTRAP_PROFILE")) {
+    torch::autograd::profiler::RecordProfile guard(std::getenv("EXTRAP_PROFILE"));
+    for (int i = 0; i < 3; ++i) train_step();
+  }
   auto start = Clock::now();
   for (int i = 0; i < options.steps; ++i) train_step();
   const double step_seconds = seconds_since(start) / options.steps;

@@ -9,6 +9,7 @@ struct BenchOptions {
   int steps = 10;
   int warmup = 3;
   int64_t eval_length = 8192;
+  int64_t attention_block = 128;  // query rows per attention block in training
   std::string device = "cpu";
 };
 

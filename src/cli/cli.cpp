@@ -126,6 +126,8 @@ int run_cli(int argc, char** argv) {
   bench_cmd->add_option("--steps", bench_options.steps, "timed training steps")->check(CLI::PositiveNumber);
   bench_cmd->add_option("--warmup", bench_options.warmup, "untimed warm-up steps");
   bench_cmd->add_option("--eval-length", bench_options.eval_length, "eval window length")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--attention-block", bench_options.attention_block, "query rows per attention block")
+      ->check(CLI::PositiveNumber);
   bench_cmd->add_option("--json", bench_json, "also write the figures to this JSON file");
   add_runtime(bench_cmd);
 

@@ -70,7 +70,9 @@ void apply_override(json& document, const std::string& assignment, const std::st
     if (!child.is_object()) throw UserError(source + ": --set " + key + ": " + path[i] + " is not an object");
     node = &child;
   }
-  if (path.back() == "scheme" && path.size() == 2 && path[0] == "position" && (*node)["scheme"] != value) {
+  const bool changes_scheme = path.back() == "scheme" && path.size() == 2 && path[0] == "position" &&
+                              node->value("scheme", default_config()["position"]["scheme"]) != value;
+  if (changes_scheme) {
     *node = json::object();  // switching schemes drops the old scheme's parameters
   }
   (*node)[path.back()] = value;

@@ -1,5 +1,7 @@
 #include "model/attention.h"
 
+#include "model/fused_attention.h"
+
 #include <cmath>
 #include <limits>
 
@@ -37,15 +39,31 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& config, std:
                           torch::nn::Linear(torch::nn::LinearOptions(config.d_model, config.d_model).bias(config.bias)));
 }
 
+void init_linear(const torch::nn::Linear& layer, double std) {
+  torch::NoGradGuard no_grad;
+  layer->weight.normal_(0.0, std);
+  if (layer->bias.defined()) layer->bias.zero_();
+}
+
+void CausalSelfAttentionImpl::init_weights(double std, double residual_std) {
+  init_linear(qkv_, std);
+  init_linear(proj_, residual_std);
+}
+
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Positions& positions) {
   const int64_t batch = x.size(0), length = x.size(1);
-  // [B, T, 3, H, hd] -> three [B, H, T, hd] views.
-  auto qkv = qkv_(x).view({batch, length, 3, n_heads_, head_dim_}).permute({2, 0, 3, 1, 4});
+  // [B, T, 3, H, hd] -> three [B, H, T, hd]. unbind's backward is one stack; indexing would
+  // zero-fill a full-size gradient per part.
+  auto qkv = linear(x, qkv_).view({batch, length, 3, n_heads_, head_dim_}).permute({2, 0, 3, 1, 4}).unbind(0);
   auto q = qkv[0], k = qkv[1], v = qkv[2];
   scheme_->transform_qk(q, k, positions);
   q = q * (1.0 / std::sqrt(double(head_dim_)));  // scaling q is cheaper than scaling T x T scores
-  auto y = blockwise_causal_attention(q, k, v, *scheme_, positions, block_, dropout_, is_training());
-  y = proj_(y.reshape({batch, length, n_heads_ * head_dim_}));
+  // Attention dropout needs the unfused path.
+  // The fused kernel is a CPU kernel; other devices use the batched path.
+  auto y = (is_training() && dropout_ > 0) || !q.is_cpu()
+               ? blockwise_causal_attention(q, k, v, *scheme_, positions, block_, dropout_, true)
+               : fused_causal_attention(q, k, v, *scheme_, positions, block_);
+  y = linear(y.reshape({batch, length, n_heads_ * head_dim_}), proj_);
   return torch::dropout(y, dropout_, is_training());
 }
 

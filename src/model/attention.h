@@ -15,11 +15,22 @@ torch::Tensor blockwise_causal_attention(const torch::Tensor& q, const torch::Te
                                          PositionScheme& scheme, const Positions& positions, int64_t block,
                                          double dropout, bool training);
 
+// x @ W^T + b through at::linear, which fuses the bias into one addmm for 3-D inputs (the
+// torch::nn::Linear module of LibTorch 1.13 runs a matmul and a separate add instead).
+inline torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& layer) {
+  return torch::linear(x, layer->weight, layer->bias);
+}
+
+// N(0, std) weights and zero biases (GPT-2 initialisation).
+void init_linear(const torch::nn::Linear& layer, double std);
+
 class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
   CausalSelfAttentionImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme);
   torch::Tensor forward(const torch::Tensor& x, const Positions& positions);
   void set_block_size(int64_t block) { block_ = block; }
+  // N(0, std) weights and zero biases; the output projection (a residual branch) gets residual_std.
+  void init_weights(double std, double residual_std);
 
  private:
   int64_t n_heads_, head_dim_;

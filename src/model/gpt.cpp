@@ -24,7 +24,7 @@ BlockImpl::BlockImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> 
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Positions& positions) {
   auto h = x + attn(ln1_(x), positions);
-  auto mlp = fc_proj_(torch::gelu(fc_(ln2_(h))));
+  auto mlp = linear(torch::gelu(linear(ln2_(h), fc_)), fc_proj_);
   return h + torch::dropout(mlp, dropout_, is_training());
 }
 
@@ -42,24 +42,20 @@ GPTImpl::GPTImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> sche
   init_weights();
 }
 
-// GPT-2 / nanoGPT initialisation: N(0, 0.02) weights, zero biases, and the residual output
-// projections scaled by 1/sqrt(2 * n_layers) so the residual stream variance does not grow with depth.
+// GPT-2 / nanoGPT initialisation: N(0, 0.02) for linear and embedding weights, zero biases, and
+// the residual output projections scaled by 1/sqrt(2 * n_layers) so the residual stream's variance
+// does not grow with depth. LayerNorms start at 1/0; schemes initialise their own parameters.
 void GPTImpl::init_weights() {
   torch::NoGradGuard no_grad;
   const double residual_std = 0.02 / std::sqrt(2.0 * double(config_.n_layers));
-  for (auto& item : named_parameters()) {
-    const std::string& name = item.key();
-    auto& p = item.value();
-    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-    if (name.find("ln") != std::string::npos || name.rfind("position.", 0) == 0) continue;  // LN: 1/0; scheme: own init
-    if (is_bias) {
-      p.zero_();
-    } else if (name.find("attn.proj.weight") != std::string::npos || name.find("fc_proj.weight") != std::string::npos) {
-      p.normal_(0.0, residual_std);
-    } else {
-      p.normal_(0.0, 0.02);
-    }
+  wte_->weight.normal_(0.0, 0.02);
+  for (auto& module : *blocks_) {
+    auto* block = module->as<BlockImpl>();
+    block->attn->init_weights(0.02, residual_std);
+    init_linear(block->fc(), 0.02);
+    init_linear(block->fc_proj(), residual_std);
   }
+  if (lm_head_) init_linear(lm_head_, 0.02);
 }
 
 void GPTImpl::set_attention_block(int64_t block) {
@@ -79,7 +75,7 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& pos
   x = torch::dropout(x, config_.dropout, is_training());
   for (auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x, positions);
   x = ln_f_(x);
-  return lm_head_ ? lm_head_(x) : torch::matmul(x, wte_->weight.t());
+  return torch::linear(x, lm_head_ ? lm_head_->weight : wte_->weight);
 }
 
 GPT build_model(const RunConfig& config) {

@@ -24,6 +24,8 @@ class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme);
   torch::Tensor forward(const torch::Tensor& x, const Positions& positions);
+  const torch::nn::Linear& fc() const { return fc_; }
+  const torch::nn::Linear& fc_proj() const { return fc_proj_; }
   CausalSelfAttention attn{nullptr};
 
  private:

@@ -3,7 +3,7 @@
 
 namespace extrap {
 
-// The per-head ALiBi slopes for n_heads heads (head 0 has the steepest slope).
+// The per-head ALiBi slopes for n_heads heads, in the reference implementation's head order.
 std::vector<double> alibi_slopes(int64_t n_heads);
 
 class Alibi : public PositionScheme {

@@ -16,7 +16,10 @@ std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const fs::path& r
   if (!fs::is_directory(dir)) return found;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind(kCheckpointPrefix, 0) != 0 || name.find('.') != std::string::npos) continue;  // skips *.tmp
+    const std::string digits = name.substr(std::min<std::size_t>(name.size(), 5));
+    const bool is_step = name.rfind(kCheckpointPrefix, 0) == 0 && !digits.empty() &&
+                         digits.find_first_not_of("0123456789") == std::string::npos;
+    if (!is_step) continue;  // skips step_*.tmp (unfinished) and anything foreign
     found.emplace_back(std::stoll(name.substr(5)), entry.path());
   }
   std::sort(found.begin(), found.end());

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "common/error.h"
@@ -63,7 +64,9 @@ double validation_loss(GPT& model, const std::vector<uint16_t>& stream, int64_t 
   torch::NoGradGuard no_grad;
   model->eval();
   std::vector<int64_t> offsets;
-  for (int64_t o = 0; o + length + 1 <= int64_t(stream.size()) && o + length <= max_tokens; o += length) {
+  // At least one window, even when max_tokens < length.
+  for (int64_t o = 0; o + length + 1 <= int64_t(stream.size()) && (offsets.empty() || o + length <= max_tokens);
+       o += length) {
     offsets.push_back(o);
   }
   const auto positions = Positions::arange(length, device);
@@ -139,6 +142,18 @@ void truncate_metrics(const fs::path& file, int64_t step) {
   write_file_atomic(file, kept);
 }
 
+// Stops before the bad update reaches the weights, so the latest checkpoint stays good.
+[[noreturn]] void stop_non_finite(const std::string& what, double value, int64_t step, double lr,
+                                  const fs::path& run_dir) {
+  const auto last = latest_checkpoint(run_dir);
+  const std::string message = "non-finite " + what + " (" + std::to_string(value) + ") at step " +
+                              std::to_string(step) + " with lr " + std::to_string(lr) +
+                              "; stopped without applying it; last good checkpoint: " +
+                              (last ? last->string() : std::string("none")) + " (lower train.lr or raise warmup)";
+  spdlog::error(message);
+  throw UserError(message);
+}
+
 }  // namespace
 
 int64_t window_offset(uint64_t seed, int64_t step, int64_t row, int64_t max_offset_exclusive) {
@@ -212,12 +227,13 @@ void train(const TrainOptions& options) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
-  const int64_t max_offset = int64_t(train_stream.size()) - length - 1;
+  const int64_t offsets_available = int64_t(train_stream.size()) - length;  // windows need length + 1 tokens
   const auto positions = Positions::arange(length, device);
   const auto session_start = Clock::now();
   auto window_start = session_start;
   int64_t window_tokens = 0;
-  double last_val = std::nan("");
+  const int64_t first_step = state.step;
+  double last_val = state.info.value("val_loss", std::nan(""));
   auto save = [&](int64_t step) {
     state.step = step;
     state.info["val_loss"] = last_val;
@@ -227,23 +243,20 @@ void train(const TrainOptions& options) {
   for (int64_t step = state.step; step < tc.steps; ++step) {
     const double lr = learning_rate(step, tc.steps, tc.warmup_steps, tc.lr, tc.min_lr_ratio);
     std::vector<int64_t> offsets;
-    for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, max_offset));
+    for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, offsets_available));
     auto windows = gather_windows(train_stream, offsets, length).to(device);
     torch::manual_seed(splitmix64(config.seed + 0x9e37ULL * uint64_t(step + 1)));  // dropout, per step
     auto logits = model->forward(windows.slice(1, 0, length), positions);
     auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
                                           windows.slice(1, 1, length + 1).reshape({-1}));
     const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value)) {
-      const auto last = latest_checkpoint(run_dir);
-      throw UserError("non-finite training loss (" + std::to_string(loss_value) + ") at step " +
-                      std::to_string(step + 1) + " with lr " + std::to_string(lr) + "; stopped; last good checkpoint: " +
-                      (last ? last->string() : std::string("none")) + " (lower train.lr or raise warmup)");
-    }
+    if (!std::isfinite(loss_value)) stop_non_finite("training loss", loss_value, step + 1, lr, run_dir);
     optimizer.zero_grad();
     loss.backward();
-    double grad_norm = 0;
-    if (tc.grad_clip > 0) grad_norm = torch::nn::utils::clip_grad_norm_(optimizer.parameters(), tc.grad_clip);
+    // An infinite limit measures the norm without clipping.
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(
+        optimizer.parameters(), tc.grad_clip > 0 ? tc.grad_clip : std::numeric_limits<double>::infinity());
+    if (!std::isfinite(grad_norm)) stop_non_finite("gradient norm", grad_norm, step + 1, lr, run_dir);
     optimizer.step(lr);
     const int64_t done = step + 1;
     window_tokens += tc.batch_size * length;
@@ -253,7 +266,7 @@ void train(const TrainOptions& options) {
       const double window_seconds = std::chrono::duration<double>(now - window_start).count();
       const double session_seconds = std::chrono::duration<double>(now - session_start).count();
       const double tokens_per_s = window_tokens / std::max(window_seconds, 1e-9);
-      const double eta = session_seconds / double(done - state.step) * double(tc.steps - done);
+      const double eta = session_seconds / double(done - first_step) * double(tc.steps - done);
       spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | {:>7.0f} tok/s | ETA {}", done, tc.steps, loss_value, lr,
                    tokens_per_s, format_duration(eta));
       append_metrics(metrics_file, {{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
@@ -267,7 +280,7 @@ void train(const TrainOptions& options) {
       append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
     }
     if (done % tc.checkpoint_interval == 0 || done == tc.steps) save(done);
-    if (g_signal != 0) {
+    if (g_signal != 0 && done < tc.steps) {
       if (done % tc.checkpoint_interval != 0 && done != tc.steps) save(done);
       spdlog::warn("signal {} received: checkpoint at step {} written to {}; continue with --resume", int(g_signal),
                    done, run_dir.string());

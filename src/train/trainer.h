@@ -13,7 +13,7 @@ struct TrainOptions {
   std::string device = "cpu";
 };
 
-// Trains (or resumes) a run; see docs/training.md. Throws UserError on bad input and Interrupted
+// Trains (or resumes) a run; see docs/configuration.md. Throws UserError on bad input and Interrupted
 // after a signal (with a checkpoint written).
 void train(const TrainOptions& options);
 
