@@ -233,7 +233,10 @@ void train(const TrainOptions& options) {
   auto window_start = session_start;
   int64_t window_tokens = 0;
   const int64_t first_step = state.step;
-  double last_val = state.info.value("val_loss", std::nan(""));
+  // NaN (no validation yet) is stored as JSON null.
+  double last_val = state.info.contains("val_loss") && state.info["val_loss"].is_number()
+                        ? state.info["val_loss"].get<double>()
+                        : std::nan("");
   auto save = [&](int64_t step) {
     state.step = step;
     state.info["val_loss"] = last_val;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# End-to-end through the real binary: bad input gives one line, exit status 2 and leaves runs
+# untouched; a tiny corpus is prepared, trained, interrupted with SIGINT, resumed, evaluated and
+# reported. Usage: cli_test.sh EXTRAP_BINARY
+set -uo pipefail
+extrap=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# expect_error CMD... : exit status 2 and exactly one line on stderr containing $expect
+expect_error() {
+  local out status
+  out=$("$@" 2>&1 >/dev/null); status=$?
+  [ "$status" -eq 2 ] || fail "expected exit 2 from '$*', got $status: $out"
+  [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "expected one line from '$*', got: $out"
+  printf '%s' "$out" | grep -q -- "$expect" || fail "expected '$expect' in: $out"
+}
+
+mkdir -p "$work/corpus"
+for i in $(seq 1 24); do
+  for j in $(seq 1 40); do echo "Document $i line $j: the quick brown fox $((i * j)) jumps over the lazy dog."; done > "$work/corpus/doc$i.txt"
+done
+"$extrap" data --corpus text --input "$work/corpus" --out "$work/data" >/dev/null 2>&1 || fail "data"
+
+cat > "$work/tiny.json" <<JSON
+{"model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
+ "position": {"scheme": "rope"},
+ "data": {"dataset": "$work/data", "train_length": 32},
+ "train": {"batch_size": 4, "steps": 400, "warmup_steps": 2, "log_interval": 1, "eval_interval": 100,
+           "eval_tokens": 256, "checkpoint_interval": 1000}}
+JSON
+
+expect="config file not found" expect_error "$extrap" train --config "$work/missing.json"
+echo '{"model": {"d_modle": 3}}' > "$work/typo.json"
+expect="model.d_modle: unknown key" expect_error "$extrap" train --config "$work/typo.json"
+expect="model.d_model" expect_error "$extrap" train --config "$work/tiny.json" --set model.d_model=33
+expect="data.train_length" expect_error "$extrap" train --config "$work/tiny.json" --set data.train_length=-4
+expect="dataset directory not found" expect_error "$extrap" train --config "$work/tiny.json" --set data.dataset=/nonexistent
+expect="not a run directory" expect_error "$extrap" eval --run "$work/nothing" --lengths 32
+
+# Interrupt a run with SIGINT: it must checkpoint and exit 130; --resume then finishes it.
+"$extrap" train --config "$work/tiny.json" --out "$work/run" --threads 1 >"$work/train.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do grep -q "step     20/" "$work/train.log" 2>/dev/null && break; sleep 0.1; done
+kill -INT "$pid"; wait "$pid"; status=$?
+[ "$status" -eq 130 ] || fail "interrupted train exited $status, expected 130"
+ls "$work/run/checkpoints" | grep -q '^step_' || fail "no checkpoint after SIGINT"
+[ ! -f "$work/run/DONE" ] || fail "DONE written for an interrupted run"
+
+before=$(cat "$work/run/config.json")
+expect="use --resume" expect_error "$extrap" train --config "$work/tiny.json" --out "$work/run"
+[ "$before" = "$(cat "$work/run/config.json")" ] || fail "refused train modified the run"
+
+"$extrap" train --config "$work/tiny.json" --out "$work/run" --resume --threads 1 >"$work/resume.log" 2>&1 || fail "resume: $(tail -3 "$work/resume.log")"
+[ -f "$work/run/DONE" ] || fail "resumed run did not finish"
+
+"$extrap" eval --run "$work/run" --lengths 32,64 --max-tokens 256 --threads 1 >/dev/null 2>&1 || fail "eval"
+grep -q '"schema": "extrap.eval/1"' "$work/run/results/eval.json" || fail "results schema"
+"$extrap" report "$work/run" --format csv | grep -q '^run,scheme,train,32,64$' || fail "report csv header"
+expect="expected table, markdown or csv" expect_error "$extrap" report "$work/run" --format html
+echo "cli_test: ok"
