@@ -9,8 +9,9 @@ namespace extrap {
 
 torch::Tensor blockwise_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          PositionScheme& scheme, const Positions& positions, int64_t block,
-                                         double dropout, bool training) {
+                                         double scale, double dropout, bool training) {
   const int64_t length = q.size(2);
+  const auto q_scaled = q * scale;  // scaling q is cheaper than scaling the scores
   const auto neg_inf = -std::numeric_limits<float>::infinity();
   const auto diagonal_mask =
       torch::full({block, block}, neg_inf, q.options()).triu(1);  // -inf strictly above the diagonal
@@ -20,7 +21,7 @@ torch::Tensor blockwise_causal_attention(const torch::Tensor& q, const torch::Te
     const int64_t q_end = std::min(length, q_begin + block);
     const int64_t rows = q_end - q_begin;
     // Scores against keys [0, q_end): the block row of the causal triangle.
-    auto scores = torch::matmul(q.slice(2, q_begin, q_end), keys_t.slice(3, 0, q_end));  // [B, H, rows, q_end]
+    auto scores = torch::matmul(q_scaled.slice(2, q_begin, q_end), keys_t.slice(3, 0, q_end));  // [B, H, rows, q_end]
     scores.slice(3, q_begin, q_end).add_(diagonal_mask.slice(0, 0, rows).slice(1, 0, rows));
     auto bias = scheme.score_bias(positions, q_begin, q_end, 0, q_end);
     if (bias.defined()) scores.add_(bias);
@@ -39,12 +40,6 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& config, std:
                           torch::nn::Linear(torch::nn::LinearOptions(config.d_model, config.d_model).bias(config.bias)));
 }
 
-void init_linear(const torch::nn::Linear& layer, double std) {
-  torch::NoGradGuard no_grad;
-  layer->weight.normal_(0.0, std);
-  if (layer->bias.defined()) layer->bias.zero_();
-}
-
 void CausalSelfAttentionImpl::init_weights(double std, double residual_std) {
   init_linear(qkv_, std);
   init_linear(proj_, residual_std);
@@ -57,12 +52,12 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
   auto qkv = linear(x, qkv_).view({batch, length, 3, n_heads_, head_dim_}).permute({2, 0, 3, 1, 4}).unbind(0);
   auto q = qkv[0], k = qkv[1], v = qkv[2];
   scheme_->transform_qk(q, k, positions);
-  q = q * (1.0 / std::sqrt(double(head_dim_)));  // scaling q is cheaper than scaling T x T scores
+  const double scale = 1.0 / std::sqrt(double(head_dim_));
   // Attention dropout needs the unfused path.
   // The fused kernel is a CPU kernel; other devices use the batched path.
   auto y = (is_training() && dropout_ > 0) || !q.is_cpu()
-               ? blockwise_causal_attention(q, k, v, *scheme_, positions, block_, dropout_, true)
-               : fused_causal_attention(q, k, v, *scheme_, positions, block_);
+               ? blockwise_causal_attention(q, k, v, *scheme_, positions, block_, scale, dropout_, true)
+               : fused_causal_attention(q, k, v, *scheme_, positions, block_, scale);
   y = linear(y.reshape({batch, length, n_heads_ * head_dim_}), proj_);
   return torch::dropout(y, dropout_, is_training());
 }

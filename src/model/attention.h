@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "config/config.h"
+#include "model/linear.h"
 #include "position/scheme.h"
 
 namespace extrap {
@@ -10,19 +11,10 @@ namespace extrap {
 // multiplies against the keys it can see (nothing above the diagonal is computed), and only the
 // diagonal sub-block gets the triangular mask. The score buffer is [B, H, block, T], so memory grows
 // linearly with T instead of quadratically.
-// q, k, v: [B, H, T, head_dim] (q already scaled); returns [B, T, H, head_dim].
+// q, k, v: [B, H, T, head_dim]; scores are scale * q.k. Returns [B, T, H, head_dim].
 torch::Tensor blockwise_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          PositionScheme& scheme, const Positions& positions, int64_t block,
-                                         double dropout, bool training);
-
-// x @ W^T + b through at::linear, which fuses the bias into one addmm for 3-D inputs (the
-// torch::nn::Linear module of LibTorch 1.13 runs a matmul and a separate add instead).
-inline torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& layer) {
-  return torch::linear(x, layer->weight, layer->bias);
-}
-
-// N(0, std) weights and zero biases (GPT-2 initialisation).
-void init_linear(const torch::nn::Linear& layer, double std);
+                                         double scale, double dropout, bool training);
 
 class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
@@ -35,7 +27,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
  private:
   int64_t n_heads_, head_dim_;
   double dropout_;
-  int64_t block_ = 128;
+  int64_t block_ = 64;  // fastest for training lengths of a few hundred (bench/compare.sh)
   std::shared_ptr<PositionScheme> scheme_;  // owned by the model, shared by all layers
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr};
 };

@@ -11,10 +11,13 @@ torch::Tensor rope_inverse_frequencies(int64_t head_dim, double base, const torc
 }
 
 torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
-  auto x1 = x.narrow(-1, 0, half);
-  auto x2 = x.narrow(-1, half, half);
-  return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+  // [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin] as x * cos + swap_halves(x) * [-sin, sin]: three
+  // elementwise passes instead of the eight of the textbook form, and no narrow/cat copies.
+  auto sizes = x.sizes().vec();
+  sizes.back() = 2;
+  sizes.push_back(x.size(-1) / 2);
+  auto swapped = x.reshape(sizes).flip(-2).reshape(x.sizes());
+  return torch::addcmul(x * cos, swapped, sin);
 }
 
 Rope::Rope(int64_t head_dim, double base) : head_dim_(head_dim), base_(base) {}
@@ -32,7 +35,8 @@ std::pair<torch::Tensor, torch::Tensor> Rope::cos_sin(const Positions& positions
 std::pair<torch::Tensor, torch::Tensor> Rope::angles_to_cos_sin(const torch::Tensor& positions) const {
   auto inv_freq = rope_inverse_frequencies(head_dim_, base_, positions.options());
   auto angles = positions.to(torch::kFloat64).unsqueeze(1) * inv_freq.unsqueeze(0);  // [T, d/2]
-  return {angles.cos().to(torch::kFloat32), angles.sin().to(torch::kFloat32)};
+  auto cos = angles.cos(), sin = angles.sin();
+  return {torch::cat({cos, cos}, 1).to(torch::kFloat32), torch::cat({-sin, sin}, 1).to(torch::kFloat32)};
 }
 
 void Rope::transform_qk(torch::Tensor& q, torch::Tensor& k, const Positions& positions) {

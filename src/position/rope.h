@@ -7,14 +7,14 @@ namespace extrap {
 
 // theta_t = base^(-2t/head_dim), t = 0..head_dim/2-1, float64.
 torch::Tensor rope_inverse_frequencies(int64_t head_dim, double base, const torch::TensorOptions& options);
-// Rotates x[..., T, head_dim] by per-position cos/sin tables of shape [T, head_dim/2].
+// Rotates x[..., T, head_dim] with the full-width tables of Rope::cos_sin: [cos, cos] and [-sin, sin].
 torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 class Rope : public PositionScheme {
  public:
   Rope(int64_t head_dim, double base);
   void transform_qk(torch::Tensor& q, torch::Tensor& k, const Positions& positions) override;
-  // float32 cos/sin tables [T, head_dim/2] for these positions.
+  // float32 tables [T, head_dim] for these positions: [cos, cos] and [-sin, sin] over the two halves.
   std::pair<torch::Tensor, torch::Tensor> cos_sin(const Positions& positions);
 
  private:

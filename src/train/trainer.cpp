@@ -30,6 +30,32 @@ void on_signal(int signal_number) {
   std::signal(signal_number, SIG_DFL);  // a second Ctrl-C kills at once; checkpoints are atomic anyway
 }
 
+// For the duration of a training run: log to RUN/train.log too, and turn SIGINT/SIGTERM into a
+// checkpoint-and-exit request. Both are undone when the run ends, however it ends.
+class RunSession {
+ public:
+  explicit RunSession(const fs::path& run_dir)
+      : sink_(std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string())) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+    g_signal = 0;
+    previous_int_ = std::signal(SIGINT, on_signal);
+    previous_term_ = std::signal(SIGTERM, on_signal);
+  }
+  ~RunSession() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+  }
+  RunSession(const RunSession&) = delete;
+  RunSession& operator=(const RunSession&) = delete;
+
+ private:
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> sink_;
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
+};
+
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -200,8 +226,7 @@ void train(const TrainOptions& options) {
   AdamW optimizer(named, {tc.beta1, tc.beta2, tc.eps, tc.weight_decay});
 
   fs::create_directories(run_dir);
-  spdlog::default_logger()->sinks().push_back(
-      std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string()));
+  const RunSession session(run_dir);
   const fs::path metrics_file = run_dir / "metrics.jsonl";
   TrainingState state;
   if (auto checkpoint = latest_checkpoint(run_dir); checkpoint && options.resume) {
@@ -222,10 +247,6 @@ void train(const TrainOptions& options) {
   spdlog::info("run {} | scheme {} | {} parameters | train_length {} | batch {} | {} steps | {} threads", run_dir.string(),
                config.position.scheme, model->parameter_count(), length, tc.batch_size, tc.steps,
                torch::get_num_threads());
-
-  g_signal = 0;
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
 
   const int64_t offsets_available = int64_t(train_stream.size()) - length;  // windows need length + 1 tokens
   const auto positions = Positions::arange(length, device);

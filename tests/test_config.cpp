@@ -1,0 +1,282 @@
+// Config loading: extends chains, --set overrides, and errors that name the file and the key.
+// Also the learning-rate schedule.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "config/config.h"
+#include "train/schedule.h"
+
+namespace extrap {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    root_ = fs::temp_directory_path() /
+            ("extrap_test_config_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // Writes `text` to root/name and returns the path as a string.
+  std::string write(const std::string& name, const std::string& text) {
+    const fs::path path = root_ / name;
+    fs::create_directories(path.parent_path());
+    std::ofstream(path, std::ios::binary) << text;
+    return path.string();
+  }
+  std::string write(const std::string& name, const json& document) { return write(name, document.dump(2)); }
+
+  // A valid config; the dataset directory need not exist for load_config.
+  static json base_config() {
+    return {{"model", {{"d_model", 32}, {"n_layers", 1}, {"n_heads", 2}}},
+            {"position", {{"scheme", "rope"}, {"base", 500.0}}},
+            {"data", {{"dataset", "/nonexistent/extrap-data"}, {"train_length", 32}}},
+            {"train", {{"steps", 10}}}};
+  }
+
+  // Loads `path` expecting a UserError whose message holds every one of `parts`; returns it.
+  static std::string expect_error(const std::string& path, std::initializer_list<std::string> parts,
+                                  const std::vector<std::string>& overrides = {}) {
+    std::string message;
+    try {
+      load_config(path, overrides);
+      ADD_FAILURE() << path << ": expected a UserError";
+    } catch (const UserError& e) {
+      message = e.what();
+    }
+    for (const auto& part : parts) {
+      EXPECT_NE(message.find(part), std::string::npos) << "missing \"" << part << "\" in: " << message;
+    }
+    return message;
+  }
+
+  // Writes base_config() with `key.path` replaced by `value` (JSON pointer) and expects an error
+  // naming the file and the dotted key.
+  void expect_bad_value(const std::string& pointer, const json& value, const std::string& dotted_key) {
+    json document = base_config();
+    document[json::json_pointer(pointer)] = value;
+    const std::string path = write("bad.json", document);
+    expect_error(path, {"bad.json", dotted_key});
+  }
+
+  fs::path root_;
+};
+
+TEST_F(ConfigTest, LoadsAValidConfigWithDefaults) {
+  const RunConfig config = load_config(write("tiny.json", base_config()));
+  EXPECT_EQ(config.name, "tiny");  // the file's stem when no name is given
+  EXPECT_EQ(config.resolved.at("name"), "tiny");
+  EXPECT_EQ(config.model.d_model, 32);
+  EXPECT_EQ(config.model.d_mlp, 128);  // 0 means 4 * d_model
+  EXPECT_EQ(config.resolved.at("model").at("d_mlp"), 128);
+  EXPECT_EQ(config.model.vocab_size, ModelConfig{}.vocab_size);
+  EXPECT_EQ(config.train.steps, 10);
+  EXPECT_EQ(config.train.batch_size, TrainConfig{}.batch_size);
+  EXPECT_EQ(config.position.scheme, "rope");
+  EXPECT_EQ(config.position.params, (json{{"base", 500.0}}));
+  EXPECT_EQ(config.resolved.at("position"), (json{{"scheme", "rope"}, {"base", 500.0}}));
+  // The resolved document reloads to the same config (this is what a run directory stores).
+  EXPECT_EQ(config_from_json(config.resolved, "config.json").resolved, config.resolved);
+}
+
+TEST_F(ConfigTest, MissingFile) {
+  expect_error((root_ / "absent.json").string(), {"absent.json", "not found"});
+}
+
+TEST_F(ConfigTest, MalformedJson) {
+  const std::string path = write("broken.json", std::string(R"({"model": {"d_model": 32,}})"));
+  expect_error(path, {"broken.json", "malformed JSON"});
+}
+
+TEST_F(ConfigTest, UnknownTopLevelKey) {
+  json document = base_config();
+  document["modle"] = {{"d_model", 32}};
+  expect_error(write("typo.json", document), {"typo.json", "modle", "unknown key"});
+}
+
+TEST_F(ConfigTest, UnknownNestedKey) {
+  json document = base_config();
+  document["model"]["d_modle"] = 64;
+  expect_error(write("typo.json", document), {"typo.json", "model.d_modle", "unknown key"});
+}
+
+TEST_F(ConfigTest, WrongType) {
+  expect_bad_value("/model/d_model", "big", "model.d_model");
+  expect_bad_value("/model/d_model", 32.5, "model.d_model");
+  expect_bad_value("/train/lr", "fast", "train.lr");
+  expect_bad_value("/model/bias", 1, "model.bias");
+}
+
+TEST_F(ConfigTest, DModelNotDivisibleByHeads) {
+  json document = base_config();
+  document["model"]["d_model"] = 30;
+  document["model"]["n_heads"] = 4;
+  expect_error(write("heads.json", document), {"heads.json", "model.d_model", "model.n_heads"});
+}
+
+TEST_F(ConfigTest, OddRopeHeadDimension) {
+  json document = base_config();
+  document["model"]["d_model"] = 6;
+  document["model"]["n_heads"] = 2;
+  expect_error(write("odd.json", document), {"odd.json", "model.d_model", "odd"});
+  document["position"] = {{"scheme", "alibi"}};  // only RoPE needs pairs
+  EXPECT_NO_THROW(load_config(write("odd_alibi.json", document)));
+}
+
+TEST_F(ConfigTest, NonPositiveTrainLength) {
+  expect_bad_value("/data/train_length", 0, "data.train_length");
+  expect_bad_value("/data/train_length", -8, "data.train_length");
+}
+
+TEST_F(ConfigTest, NegativeLearningRate) {
+  expect_bad_value("/train/lr", -0.001, "train.lr");
+  expect_bad_value("/train/lr", 0.0, "train.lr");
+}
+
+TEST_F(ConfigTest, OtherImpossibleValues) {
+  expect_bad_value("/model/dropout", 1.0, "model.dropout");
+  expect_bad_value("/model/n_heads", 0, "model.n_heads");
+  expect_bad_value("/data/dataset", "", "data.dataset");
+  expect_bad_value("/position/base", 0.5, "position.base");
+  expect_bad_value("/position/base", "big", "position.base");
+  expect_bad_value("/position/bsae", 5.0, "position.bsae");
+}
+
+TEST_F(ConfigTest, UnknownScheme) {
+  json document = base_config();
+  document["position"] = {{"scheme", "xpos_typo"}};
+  expect_error(write("scheme.json", document), {"scheme.json", "position.scheme", "xpos_typo", "alibi", "rope"});
+}
+
+TEST_F(ConfigTest, ExtendsChainMergesParentsUnderChildren) {
+  json grandparent = base_config();
+  grandparent["model"]["n_layers"] = 3;
+  grandparent["train"]["lr"] = 0.01;
+  grandparent["seed"] = 99;
+  write("base/grandparent.json", grandparent);
+  write("base/parent.json", json{{"extends", "grandparent.json"}, {"train", {{"steps", 20}}}});
+  const std::string child = write("runs/child.json", json{{"extends", "../base/parent.json"},
+                                                          {"model", {{"d_model", 64}}},
+                                                          {"train", {{"batch_size", 8}}}});
+  const RunConfig config = load_config(child);
+  EXPECT_EQ(config.name, "child");
+  EXPECT_EQ(config.model.d_model, 64);     // child
+  EXPECT_EQ(config.model.n_layers, 3);     // grandparent, kept beside the child's model key
+  EXPECT_EQ(config.model.n_heads, 2);      // grandparent
+  EXPECT_EQ(config.train.batch_size, 8);   // child
+  EXPECT_EQ(config.train.steps, 20);       // parent over grandparent
+  EXPECT_DOUBLE_EQ(config.train.lr, 0.01); // grandparent
+  EXPECT_EQ(config.seed, 99u);
+  EXPECT_EQ(config.position.params.at("base"), 500.0);
+  EXPECT_FALSE(config.resolved.contains("extends"));
+}
+
+TEST_F(ConfigTest, ExtendsWithAnotherSchemeDropsTheParentsSchemeParams) {
+  write("parent.json", base_config());  // rope with base 500
+  const std::string child = write("child.json", json{{"extends", "parent.json"}, {"position", {{"scheme", "alibi"}}}});
+  const RunConfig config = load_config(child);
+  EXPECT_EQ(config.position.scheme, "alibi");
+  EXPECT_EQ(config.position.params, json::object());
+}
+
+TEST_F(ConfigTest, ExtendsErrors) {
+  write("a.json", json{{"extends", "b.json"}, {"seed", 1}});
+  write("b.json", json{{"extends", "a.json"}, {"seed", 2}});
+  expect_error((root_ / "a.json").string(), {"a.json", "cycle"});
+  const std::string self = write("self.json", json{{"extends", "self.json"}});
+  expect_error(self, {"self.json", "cycle"});
+  const std::string orphan = write("orphan.json", json{{"extends", "missing_parent.json"}});
+  expect_error(orphan, {"missing_parent.json", "not found"});
+  const std::string bad = write("bad_extends.json", json{{"extends", 3}});
+  expect_error(bad, {"bad_extends.json", "extends"});
+}
+
+TEST_F(ConfigTest, SetOverridesApply) {
+  const std::string path = write("tiny.json", base_config());
+  const RunConfig config =
+      load_config(path, {"model.d_model=64", "train.lr=0.005", "name=renamed", "model.bias=false", "position.base=800"});
+  EXPECT_EQ(config.model.d_model, 64);
+  EXPECT_EQ(config.model.d_mlp, 256);
+  EXPECT_DOUBLE_EQ(config.train.lr, 0.005);
+  EXPECT_EQ(config.name, "renamed");
+  EXPECT_FALSE(config.model.bias);
+  EXPECT_EQ(config.position.params.at("base").get<double>(), 800.0);
+  EXPECT_EQ(config.resolved.at("model").at("d_model"), 64);
+}
+
+TEST_F(ConfigTest, SetOverrideErrors) {
+  const std::string path = write("tiny.json", base_config());
+  expect_error(path, {"tiny.json", "model.d_modle"}, {"model.d_modle=64"});
+  expect_error(path, {"tiny.json", "model.d_model"}, {"model.d_model=big"});
+  expect_error(path, {"tiny.json", "key=value"}, {"model.d_model"});
+  expect_error(path, {"tiny.json", "model.d_model"}, {"model.d_model.width=3"});
+}
+
+TEST_F(ConfigTest, SetSchemeDropsTheOldSchemesParams) {
+  const std::string path = write("tiny.json", base_config());  // rope with base 500
+  const RunConfig config = load_config(path, {"position.scheme=alibi"});
+  EXPECT_EQ(config.position.scheme, "alibi");
+  EXPECT_EQ(config.position.params, json::object());
+  EXPECT_EQ(config.resolved.at("position"), (json{{"scheme", "alibi"}}));
+  // Parameters set after the switch belong to the new scheme.
+  const RunConfig learned = load_config(path, {"position.scheme=learned", "position.max_positions=64"});
+  EXPECT_EQ(learned.position.params, (json{{"max_positions", 64}}));
+  // Re-stating the same scheme keeps its parameters.
+  EXPECT_EQ(load_config(path, {"position.scheme=rope"}).position.params.at("base"), 500.0);
+}
+
+// ---- Learning-rate schedule -------------------------------------------------------------------
+
+TEST(LearningRateSchedule, WarmupIsLinearAndPeaksAtItsEnd) {
+  const double lr = 1e-3;
+  const int64_t total = 100, warmup = 10;
+  for (int64_t step = 0; step < warmup; ++step) {
+    EXPECT_NEAR(learning_rate(step, total, warmup, lr, 0.1), lr * double(step + 1) / double(warmup), 1e-15) << step;
+  }
+  EXPECT_DOUBLE_EQ(learning_rate(warmup - 1, total, warmup, lr, 0.1), lr);
+  EXPECT_DOUBLE_EQ(learning_rate(warmup, total, warmup, lr, 0.1), lr);  // cosine starts at the peak
+  for (int64_t step = 0; step < total + 5; ++step) {
+    EXPECT_LE(learning_rate(step, total, warmup, lr, 0.1), lr * (1 + 1e-12)) << step;
+  }
+}
+
+TEST(LearningRateSchedule, CosineDecaysToTheFloor) {
+  const double lr = 2e-3, ratio = 0.1;
+  const int64_t total = 100, warmup = 10;
+  double previous = learning_rate(warmup, total, warmup, lr, ratio);
+  for (int64_t step = warmup + 1; step < total; ++step) {
+    const double current = learning_rate(step, total, warmup, lr, ratio);
+    EXPECT_LT(current, previous) << step;
+    EXPECT_GT(current, lr * ratio) << step;
+    previous = current;
+  }
+  // Half way through the decay: the midpoint of peak and floor.
+  EXPECT_NEAR(learning_rate(55, total, warmup, lr, ratio), lr * (ratio + 1.0) / 2.0, 1e-15);
+  // The floor is reached at `total` steps and held after it.
+  EXPECT_NEAR(learning_rate(total, total, warmup, lr, ratio), lr * ratio, 1e-15);
+  EXPECT_NEAR(learning_rate(total + 50, total, warmup, lr, ratio), lr * ratio, 1e-15);
+  // The last update (step total - 1) is within one step of cosine of the floor.
+  EXPECT_NEAR(learning_rate(total - 1, total, warmup, lr, ratio), lr * ratio, lr * 1e-3);
+}
+
+TEST(LearningRateSchedule, DegenerateSchedules) {
+  EXPECT_DOUBLE_EQ(learning_rate(0, 10, 0, 1.0, 0.1), 1.0);   // no warmup: starts at the peak
+  EXPECT_DOUBLE_EQ(learning_rate(3, 5, 5, 1.0, 0.1), 0.8);    // all warmup
+  EXPECT_DOUBLE_EQ(learning_rate(7, 5, 5, 1.0, 0.1), 1.0);    // warmup >= total: constant after it
+  EXPECT_DOUBLE_EQ(learning_rate(9, 10, 0, 1.0, 1.0), 1.0);   // min ratio 1: constant
+}
+
+}  // namespace
+}  // namespace extrap

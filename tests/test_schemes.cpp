@@ -1,0 +1,449 @@
+// Position schemes, the scheme registry, causality of the model and the blockwise attention kernel.
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "model/attention.h"
+#include "model/fused_attention.h"
+#include "model/gpt.h"
+#include "position/alibi.h"
+#include "position/rope.h"
+#include "position/scheme.h"
+
+namespace extrap {
+
+// Defined in src/position/sinusoidal.cpp ("exposed for tests"); not declared in any header.
+torch::Tensor sinusoidal_table(const torch::Tensor& positions, int64_t d_model, double base);
+
+namespace {
+
+const torch::Device kCpu(torch::kCPU);
+
+template <class Action>
+std::string user_error_message(Action&& action) {
+  try {
+    action();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a UserError";
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::shared_ptr<PositionScheme> build_scheme(const std::string& name, const nlohmann::json& given,
+                                             const ModelShape& shape) {
+  return make_scheme(name, resolve_scheme_params(find_scheme(name), given), shape);
+}
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+// ---- RoPE -------------------------------------------------------------------------------------
+
+TEST(RopeScheme, InverseFrequenciesGoldenValues) {
+  const auto inv = rope_inverse_frequencies(8, 10000.0, torch::TensorOptions());
+  ASSERT_EQ(inv.scalar_type(), torch::kFloat64);
+  ASSERT_EQ(inv.numel(), 4);
+  const double expected[] = {1.0, 0.1, 0.01, 0.001};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(inv[i].item<double>(), expected[i], 1e-15) << i;
+}
+
+TEST(RopeScheme, ScoresDependOnlyOnRelativeDistance) {
+  torch::manual_seed(11);
+  const int64_t length = 48, head_dim = 16;
+  Rope rope(head_dim, 10000.0);
+  // The same query and key vector at every position: any dependence of q_i . k_j on anything but
+  // i - j would come from the rotation.
+  auto q = torch::randn({1, 1, 1, head_dim}).expand({1, 1, length, head_dim}).contiguous();
+  auto k = torch::randn({1, 1, 1, head_dim}).expand({1, 1, length, head_dim}).contiguous();
+  const auto q0 = q.clone();
+  rope.transform_qk(q, k, Positions::arange(length, kCpu));
+  ASSERT_EQ(q.sizes(), q0.sizes());
+  EXPECT_GT(max_abs_diff(q, q0), 1e-3) << "RoPE left the queries unchanged";
+  const auto scores = torch::matmul(q[0][0], k[0][0].t());  // [T, T]
+  const auto s = scores.accessor<float, 2>();
+  for (int64_t shift : {1, 5, 17, 30}) {
+    for (int64_t i = 0; i + shift < length; ++i) {
+      for (int64_t j = 0; j + shift < length; ++j) {
+        ASSERT_NEAR(s[i][j], s[i + shift][j + shift], 1e-5) << "i=" << i << " j=" << j << " shift=" << shift;
+      }
+    }
+  }
+  // ...and the scores do depend on the distance (a no-op rotation would pass the check above).
+  EXPECT_GT(std::abs(s[10][0] - s[10][10]), 1e-3);
+  EXPECT_GT(std::abs(s[10][3] - s[10][10]), 1e-3);
+}
+
+TEST(RopeScheme, RotationPreservesNorms) {
+  torch::manual_seed(12);
+  Rope rope(8, 10000.0);
+  auto q = torch::randn({2, 3, 40, 8});
+  auto k = torch::randn({2, 3, 40, 8});
+  const auto q_norm = q.norm(2, -1), k_norm = k.norm(2, -1);
+  rope.transform_qk(q, k, Positions::arange(40, kCpu));
+  EXPECT_LT(max_abs_diff(q.norm(2, -1), q_norm), 1e-5);
+  EXPECT_LT(max_abs_diff(k.norm(2, -1), k_norm), 1e-5);
+}
+
+TEST(RopeScheme, CachedAndUncachedTablesAgree) {
+  // The arange path slices a cache grown to the longest length; explicit positions recompute.
+  Rope rope(8, 10000.0);
+  rope.cos_sin(Positions::arange(64, kCpu));
+  const auto [cos_cached, sin_cached] = rope.cos_sin(Positions::arange(20, kCpu));
+  Positions explicit_positions{torch::arange(20, torch::kFloat64), false};
+  const auto [cos_direct, sin_direct] = rope.cos_sin(explicit_positions);
+  ASSERT_EQ(cos_cached.sizes(), (std::vector<int64_t>{20, 8}));  // full width: [cos, cos], [-sin, sin]
+  EXPECT_TRUE(torch::equal(cos_cached, cos_direct));
+  EXPECT_TRUE(torch::equal(sin_cached, sin_direct));
+  EXPECT_NEAR(cos_cached[3][1].item<double>(), std::cos(3 * 0.1), 1e-6);
+  EXPECT_NEAR(sin_cached[19][0].item<double>(), -std::sin(19.0), 1e-6);
+  EXPECT_NEAR(sin_cached[19][4].item<double>(), std::sin(19.0), 1e-6);
+  EXPECT_NEAR(cos_cached[3][5].item<double>(), std::cos(3 * 0.1), 1e-6);
+}
+
+// ---- ALiBi ------------------------------------------------------------------------------------
+
+TEST(AlibiScheme, PowerOfTwoSlopes) {
+  const auto slopes = alibi_slopes(8);
+  ASSERT_EQ(slopes.size(), 8u);
+  for (int i = 0; i < 8; ++i) EXPECT_DOUBLE_EQ(slopes[i], std::ldexp(1.0, -(i + 1))) << i;
+}
+
+TEST(AlibiScheme, NonPowerOfTwoTakesEveryOtherSlopeOfTheDoubledList) {
+  const auto slopes = alibi_slopes(12);
+  ASSERT_EQ(slopes.size(), 12u);
+  const auto eight = alibi_slopes(8);
+  for (int i = 0; i < 8; ++i) EXPECT_DOUBLE_EQ(slopes[i], eight[i]) << i;
+  const double tail[] = {std::pow(2.0, -0.5), std::pow(2.0, -1.5), std::pow(2.0, -2.5), std::pow(2.0, -3.5)};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(slopes[8 + i], tail[i], 1e-12) << 8 + i;
+}
+
+TEST(AlibiScheme, ScoreBiasIsMinusSlopeTimesDistance) {
+  Alibi alibi(2);  // slopes 2^-4 and 2^-8
+  const double slopes[] = {1.0 / 16.0, 1.0 / 256.0};
+  const auto positions = Positions::arange(4, kCpu);
+  const auto bias = alibi.score_bias(positions, 0, 4, 0, 4);
+  ASSERT_EQ(bias.sizes(), (std::vector<int64_t>{2, 4, 4}));
+  for (int h = 0; h < 2; ++h) {
+    for (int i = 0; i < 4; ++i) {
+      for (int j = 0; j < 4; ++j) {
+        EXPECT_NEAR(bias[h][i][j].item<double>(), -slopes[h] * (i - j), 1e-7) << h << " " << i << " " << j;
+      }
+    }
+  }
+  // A sub-block (query rows 2..3 against keys 1..3) uses absolute positions, not block-local ones.
+  const auto block = alibi.score_bias(positions, 2, 4, 1, 4);
+  ASSERT_EQ(block.sizes(), (std::vector<int64_t>{2, 2, 3}));
+  for (int h = 0; h < 2; ++h) {
+    for (int i = 0; i < 2; ++i) {
+      for (int j = 0; j < 3; ++j) {
+        EXPECT_NEAR(block[h][i][j].item<double>(), -slopes[h] * ((i + 2) - (j + 1)), 1e-7);
+      }
+    }
+  }
+}
+
+// ---- Sinusoidal -------------------------------------------------------------------------------
+
+TEST(SinusoidalScheme, TableGoldenValues) {
+  const int64_t d = 6;
+  const double base = 10000.0;
+  const auto table = sinusoidal_table(torch::arange(5, torch::kFloat64), d, base);
+  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{5, d}));
+  for (int64_t c = 0; c < d; ++c) EXPECT_EQ(table[0][c].item<float>(), c % 2 == 0 ? 0.0f : 1.0f) << c;
+  for (int64_t p : {1, 2, 4}) {
+    for (int64_t i = 0; i < d / 2; ++i) {
+      const double angle = double(p) / std::pow(base, double(2 * i) / double(d));
+      EXPECT_NEAR(table[p][2 * i].item<double>(), std::sin(angle), 1e-6) << p << " " << i;
+      EXPECT_NEAR(table[p][2 * i + 1].item<double>(), std::cos(angle), 1e-6) << p << " " << i;
+    }
+  }
+  // Hand-computed: PE[1, 2] = sin(1 / 10000^(2/6)) = sin(1 / 21.5443...), PE[2, 1] = cos(2).
+  EXPECT_NEAR(table[1][2].item<double>(), 0.04639922, 1e-6);
+  EXPECT_NEAR(table[2][1].item<double>(), -0.41614684, 1e-6);
+}
+
+TEST(SinusoidalScheme, InputEmbeddingIsTheTable) {
+  const auto scheme = build_scheme("sinusoidal", {{"base", 100.0}}, {8, 2, 1, 16});
+  const auto embedding = scheme->input_embedding(Positions::arange(12, kCpu));
+  ASSERT_TRUE(embedding.defined());
+  EXPECT_TRUE(torch::equal(embedding, sinusoidal_table(torch::arange(12, torch::kFloat64), 8, 100.0)));
+}
+
+// ---- Learned ----------------------------------------------------------------------------------
+
+TEST(LearnedScheme, TableSizeDefaultsToTrainLength) {
+  EXPECT_EQ(build_scheme("learned", nlohmann::json::object(), {16, 2, 1, 24})->max_length(), 24);
+  EXPECT_EQ(build_scheme("learned", {{"max_positions", 48}}, {16, 2, 1, 24})->max_length(), 48);
+  // Schemes without a table are unbounded.
+  EXPECT_EQ(build_scheme("rope", nlohmann::json::object(), {16, 2, 1, 24})->max_length(), 0);
+}
+
+TEST(LearnedScheme, TableShorterThanTrainLengthIsRejected) {
+  const auto message =
+      user_error_message([] { build_scheme("learned", {{"max_positions", 16}}, {16, 2, 1, 24}); });
+  EXPECT_TRUE(contains(message, "position.max_positions")) << message;
+  EXPECT_TRUE(contains(message, "24")) << message;
+  EXPECT_TRUE(contains(user_error_message([] { build_scheme("learned", {{"max_positions", -1}}, {16, 2, 1, 24}); }),
+                       "position.max_positions"));
+}
+
+// ---- Registry ---------------------------------------------------------------------------------
+
+TEST(SchemeRegistry, ListsTheBuiltInSchemes) {
+  std::set<std::string> names;
+  for (const auto& info : registered_schemes()) {
+    EXPECT_TRUE(names.insert(info.name).second) << info.name << " registered twice";
+    EXPECT_TRUE(static_cast<bool>(info.create)) << info.name;
+  }
+  for (const char* name : {"nope", "learned", "sinusoidal", "rope", "alibi"}) EXPECT_EQ(names.count(name), 1u) << name;
+}
+
+TEST(SchemeRegistry, UnknownSchemeListsRegisteredNames) {
+  const auto message = user_error_message([] { find_scheme("xpos_typo"); });
+  EXPECT_TRUE(contains(message, "xpos_typo")) << message;
+  EXPECT_TRUE(contains(message, "position.scheme")) << message;
+  for (const auto& info : registered_schemes()) EXPECT_TRUE(contains(message, info.name)) << message;
+}
+
+TEST(SchemeRegistry, ResolvesDefaultsAndRejectsBadParams) {
+  const auto& rope = find_scheme("rope");
+  EXPECT_EQ(resolve_scheme_params(rope, nlohmann::json::object()), (nlohmann::json{{"base", 10000.0}}));
+  // An integer is accepted where a number is expected.
+  EXPECT_EQ(resolve_scheme_params(rope, {{"base", 500}}).at("base").get<double>(), 500.0);
+
+  auto message = user_error_message([&] { resolve_scheme_params(rope, {{"bsae", 500.0}}); });
+  EXPECT_TRUE(contains(message, "position.bsae")) << message;
+  EXPECT_TRUE(contains(message, "base")) << message;  // lists the scheme's parameters
+  message = user_error_message([] { resolve_scheme_params(find_scheme("alibi"), {{"base", 500.0}}); });
+  EXPECT_TRUE(contains(message, "position.base")) << message;
+
+  message = user_error_message([&] { resolve_scheme_params(rope, {{"base", "large"}}); });
+  EXPECT_TRUE(contains(message, "position.base")) << message;
+  message = user_error_message([] { resolve_scheme_params(find_scheme("learned"), {{"max_positions", 64.5}}); });
+  EXPECT_TRUE(contains(message, "position.max_positions")) << message;
+
+  message = user_error_message([] { build_scheme("rope", {{"base", 1.0}}, {16, 2, 1, 8}); });
+  EXPECT_TRUE(contains(message, "position.base")) << message;
+}
+
+TEST(SchemeRegistry, RopeRejectsOddHeadDimension) {
+  const auto message = user_error_message([] { build_scheme("rope", nlohmann::json::object(), {6, 2, 1, 8}); });
+  EXPECT_TRUE(contains(message, "odd")) << message;
+  EXPECT_TRUE(contains(message, "model.d_model")) << message;
+  EXPECT_NO_THROW(build_scheme("alibi", nlohmann::json::object(), {6, 2, 1, 8}));
+}
+
+// ---- Model causality --------------------------------------------------------------------------
+
+ModelConfig tiny_model() {
+  ModelConfig config;
+  config.vocab_size = 64;
+  config.d_model = 32;
+  config.n_layers = 2;
+  config.n_heads = 2;
+  config.d_mlp = 64;
+  config.dropout = 0.0;
+  return config;
+}
+
+// Logits of `tokens` and of a copy with the token at `changed` replaced. In training mode (dropout)
+// both forwards start from the same seed, so they draw the same dropout masks.
+std::pair<torch::Tensor, torch::Tensor> logits_with_edit(GPT& model, const torch::Tensor& tokens, int64_t changed,
+                                                         int64_t vocab) {
+  const auto positions = Positions::arange(tokens.size(1), kCpu);
+  auto edited = tokens.clone();
+  edited.select(1, changed).add_(1).remainder_(vocab);
+  torch::manual_seed(99);
+  auto logits = model->forward(tokens, positions);
+  torch::manual_seed(99);
+  auto edited_logits = model->forward(edited, positions);
+  return {logits, edited_logits};
+}
+
+void expect_causal(const torch::Tensor& logits, const torch::Tensor& edited_logits, int64_t changed) {
+  const int64_t length = logits.size(1);
+  EXPECT_LE(max_abs_diff(logits.slice(1, 0, changed), edited_logits.slice(1, 0, changed)), 1e-6)
+      << "logits before the edited token changed";
+  EXPECT_GT(max_abs_diff(logits.slice(1, changed, length), edited_logits.slice(1, changed, length)), 1e-4)
+      << "no logit at or after the edited token changed";
+}
+
+TEST(ModelCausality, EverySchemeIsCausalWithSmallAttentionBlocks) {
+  torch::NoGradGuard no_grad;
+  const int64_t length = 40, changed = 25;
+  ModelConfig config = tiny_model();
+  const ModelShape shape{config.d_model, config.n_heads, config.n_layers, /*train_length=*/48};
+  ASSERT_FALSE(registered_schemes().empty());
+  for (const auto& info : registered_schemes()) {
+    SCOPED_TRACE(info.name);
+    const auto params = resolve_scheme_params(info, nlohmann::json::object());
+    torch::manual_seed(21);
+    const auto tokens = torch::randint(config.vocab_size, {2, length}, torch::kInt64);
+
+    // Inference: 5 query blocks of 8 for 40 tokens.
+    config.dropout = 0.0;
+    GPT model(config, make_scheme(info.name, params, shape));
+    model->eval();
+    model->set_attention_block(8);
+    const auto [logits, edited_logits] = logits_with_edit(model, tokens, changed, config.vocab_size);
+    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, length, config.vocab_size}));
+    {
+      SCOPED_TRACE("eval mode");
+      expect_causal(logits, edited_logits, changed);
+    }
+
+    // Training with dropout (attention dropout takes the unfused blockwise path).
+    config.dropout = 0.1;
+    GPT dropout_model(config, make_scheme(info.name, params, shape));
+    dropout_model->train();
+    dropout_model->set_attention_block(8);
+    const auto [train_logits, edited_train_logits] = logits_with_edit(dropout_model, tokens, changed, config.vocab_size);
+    {
+      SCOPED_TRACE("training mode with dropout");
+      expect_causal(train_logits, edited_train_logits, changed);
+    }
+  }
+}
+
+TEST(ModelCausality, AttentionBlockSizeDoesNotChangeLogits) {
+  torch::NoGradGuard no_grad;
+  const ModelConfig config = tiny_model();
+  const ModelShape shape{config.d_model, config.n_heads, config.n_layers, 48};
+  for (const char* name : {"alibi", "rope", "learned"}) {
+    SCOPED_TRACE(name);
+    torch::manual_seed(22);
+    GPT model(config, make_scheme(name, resolve_scheme_params(find_scheme(name), nlohmann::json::object()), shape));
+    model->eval();
+    const auto tokens = torch::randint(config.vocab_size, {2, 37}, torch::kInt64);
+    const auto positions = Positions::arange(37, kCpu);
+    model->set_attention_block(1000);
+    const auto whole = model->forward(tokens, positions);
+    model->set_attention_block(5);
+    EXPECT_LT(max_abs_diff(whole, model->forward(tokens, positions)), 1e-5);
+  }
+}
+
+// ---- Blockwise attention ----------------------------------------------------------------------
+
+// Plain full causal attention: softmax(0.5 q k^T + bias + causal mask) v, as [B, T, H, hd] (the
+// blockwise calls below use scale 0.5).
+torch::Tensor naive_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& bias) {
+  const int64_t length = q.size(2);
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * 0.5;
+  if (bias.defined()) scores = scores + bias;
+  const auto mask = torch::ones({length, length}, torch::kBool).triu(1);
+  scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2);
+}
+
+TEST(BlockwiseAttention, MatchesFullAttentionWithAlibi) {
+  torch::manual_seed(31);
+  const int64_t batch = 2, heads = 2, length = 40, head_dim = 8;
+  auto q = torch::randn({batch, heads, length, head_dim});
+  auto k = torch::randn({batch, heads, length, head_dim});
+  auto v = torch::randn({batch, heads, length, head_dim});
+  Alibi alibi(heads);
+  const auto positions = Positions::arange(length, kCpu);
+  const auto blocked = blockwise_causal_attention(q, k, v, alibi, positions, 7, 0.5, 0.0, false);
+  const auto single = blockwise_causal_attention(q, k, v, alibi, positions, 1000, 0.5, 0.0, false);
+  ASSERT_EQ(blocked.sizes(), (std::vector<int64_t>{batch, length, heads, head_dim}));
+  EXPECT_LT(max_abs_diff(blocked, single), 1e-5);
+
+  // Independent reference with the bias written out by hand: -slope_h * (i - j).
+  auto bias = torch::empty({heads, length, length});
+  const auto slopes = alibi_slopes(heads);
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t i = 0; i < length; ++i) {
+      for (int64_t j = 0; j < length; ++j) bias[h][i][j] = -slopes[h] * double(i - j);
+    }
+  }
+  EXPECT_LT(max_abs_diff(single, naive_attention(q, k, v, bias)), 1e-5);
+  // The bias matters: without it the result is different.
+  EXPECT_GT(max_abs_diff(single, naive_attention(q, k, v, {})), 1e-3);
+}
+
+TEST(BlockwiseAttention, MatchesFullAttentionWithRope) {
+  torch::manual_seed(32);
+  const int64_t batch = 2, heads = 2, length = 40, head_dim = 8;
+  auto q = torch::randn({batch, heads, length, head_dim});
+  auto k = torch::randn({batch, heads, length, head_dim});
+  auto v = torch::randn({batch, heads, length, head_dim});
+  Rope rope(head_dim, 10000.0);
+  const auto positions = Positions::arange(length, kCpu);
+  rope.transform_qk(q, k, positions);
+  ASSERT_FALSE(rope.score_bias(positions, 0, length, 0, length).defined());
+  const auto blocked = blockwise_causal_attention(q, k, v, rope, positions, 7, 0.5, 0.0, false);
+  const auto single = blockwise_causal_attention(q, k, v, rope, positions, 1000, 0.5, 0.0, false);
+  EXPECT_LT(max_abs_diff(blocked, single), 1e-5);
+  EXPECT_LT(max_abs_diff(single, naive_attention(q, k, v, {})), 1e-5);
+  // Block boundaries that do not divide the length, and one-row blocks.
+  EXPECT_LT(max_abs_diff(blockwise_causal_attention(q, k, v, rope, positions, 1, 0.5, 0.0, false), single), 1e-5);
+  EXPECT_LT(max_abs_diff(blockwise_causal_attention(q, k, v, rope, positions, 39, 0.5, 0.0, false), single), 1e-5);
+}
+
+// ---- Fused attention (the kernel used outside dropout training) -------------------------------
+
+struct AttentionInputs {
+  torch::Tensor q, k, v;
+};
+
+AttentionInputs random_inputs(int64_t length, bool requires_grad) {
+  AttentionInputs in{torch::randn({2, 3, length, 8}), torch::randn({2, 3, length, 8}), torch::randn({2, 3, length, 8})};
+  in.q.set_requires_grad(requires_grad);
+  in.k.set_requires_grad(requires_grad);
+  in.v.set_requires_grad(requires_grad);
+  return in;
+}
+
+TEST(FusedAttention, ForwardMatchesBlockwise) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(41);
+  const int64_t length = 45;
+  const auto positions = Positions::arange(length, kCpu);
+  Alibi alibi(3);
+  Rope rope(8, 10000.0);
+  const auto in = random_inputs(length, false);
+  for (PositionScheme* scheme : {static_cast<PositionScheme*>(&alibi), static_cast<PositionScheme*>(&rope)}) {
+    const auto reference = blockwise_causal_attention(in.q, in.k, in.v, *scheme, positions, 1000, 0.5, 0.0, false);
+    for (int64_t block : {1, 7, 16, 45, 1000}) {
+      SCOPED_TRACE(block);
+      const auto fused = fused_causal_attention(in.q, in.k, in.v, *scheme, positions, block, 0.5);
+      ASSERT_EQ(fused.sizes(), reference.sizes());
+      EXPECT_LT(max_abs_diff(fused, reference), 1e-5);
+    }
+  }
+}
+
+TEST(FusedAttention, GradientsMatchBlockwise) {
+  torch::manual_seed(42);
+  const int64_t length = 30;
+  const auto positions = Positions::arange(length, kCpu);
+  Alibi alibi(3);
+  Rope rope(8, 10000.0);
+  const auto weights = torch::randn({2, length, 3, 8});  // a loss that weighs every output differently
+  for (PositionScheme* scheme : {static_cast<PositionScheme*>(&alibi), static_cast<PositionScheme*>(&rope)}) {
+    const auto fused_in = random_inputs(length, true);
+    AttentionInputs plain_in{fused_in.q.detach().clone().set_requires_grad(true),
+                             fused_in.k.detach().clone().set_requires_grad(true),
+                             fused_in.v.detach().clone().set_requires_grad(true)};
+    (fused_causal_attention(fused_in.q, fused_in.k, fused_in.v, *scheme, positions, 7, 0.5) * weights).sum().backward();
+    (blockwise_causal_attention(plain_in.q, plain_in.k, plain_in.v, *scheme, positions, 7, 0.5, 0.0, false) * weights)
+        .sum()
+        .backward();
+    EXPECT_LT(max_abs_diff(fused_in.q.grad(), plain_in.q.grad()), 1e-5);
+    EXPECT_LT(max_abs_diff(fused_in.k.grad(), plain_in.k.grad()), 1e-5);
+    EXPECT_LT(max_abs_diff(fused_in.v.grad(), plain_in.v.grad()), 1e-5);
+    EXPECT_GT(fused_in.k.grad().abs().max().item<double>(), 1e-3);
+  }
+}
+
+}  // namespace
+}  // namespace extrap
