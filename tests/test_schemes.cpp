@@ -124,26 +124,22 @@ TEST(AlibiScheme, NonPowerOfTwoTakesEveryOtherSlopeOfTheDoubledList) {
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(slopes[8 + i], tail[i], 1e-12) << 8 + i;
 }
 
-TEST(AlibiScheme, ScoreBiasIsMinusSlopeTimesDistance) {
+TEST(AlibiScheme, ScoreBiasIsMinusSlopeTimesDistanceUpToARowConstant) {
   Alibi alibi(2);  // slopes 2^-4 and 2^-8
   const double slopes[] = {1.0 / 16.0, 1.0 / 256.0};
-  const auto positions = Positions::arange(4, kCpu);
-  const auto bias = alibi.score_bias(positions, 0, 4, 0, 4);
-  ASSERT_EQ(bias.sizes(), (std::vector<int64_t>{2, 4, 4}));
-  for (int h = 0; h < 2; ++h) {
-    for (int i = 0; i < 4; ++i) {
-      for (int j = 0; j < 4; ++j) {
-        EXPECT_NEAR(bias[h][i][j].item<double>(), -slopes[h] * (i - j), 1e-7) << h << " " << i << " " << j;
-      }
-    }
-  }
-  // A sub-block (query rows 2..3 against keys 1..3) uses absolute positions, not block-local ones.
-  const auto block = alibi.score_bias(positions, 2, 4, 1, 4);
-  ASSERT_EQ(block.sizes(), (std::vector<int64_t>{2, 2, 3}));
-  for (int h = 0; h < 2; ++h) {
-    for (int i = 0; i < 2; ++i) {
-      for (int j = 0; j < 3; ++j) {
-        EXPECT_NEAR(block[h][i][j].item<double>(), -slopes[h] * ((i + 2) - (j + 1)), 1e-7);
+  const auto positions = Positions::arange(6, kCpu);
+  // Query rows [q0, 6) against keys [k0, 6): one shared row per head, equal to -slope * (i - j)
+  // minus the per-row constant -slope * (i - q0), which softmax ignores.
+  for (const auto [q0, k0] : {std::pair<int, int>{0, 0}, {2, 1}, {4, 0}}) {
+    const auto bias = alibi.score_bias(positions, q0, 6, k0, 6);
+    ASSERT_EQ(bias.sizes(), (std::vector<int64_t>{2, 1, 6 - k0}));
+    for (int h = 0; h < 2; ++h) {
+      for (int i = q0; i < 6; ++i) {
+        for (int j = k0; j < 6; ++j) {
+          const double row_constant = -slopes[h] * (i - q0);
+          EXPECT_NEAR(bias[h][0][j - k0].item<double>() + row_constant, -slopes[h] * (i - j), 1e-7)
+              << h << " " << i << " " << j;
+        }
       }
     }
   }

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <functional>
 
 #include "model/blas.h"
 
@@ -36,11 +37,18 @@ std::vector<Block> query_blocks(int64_t length, int64_t block) {
   return blocks;
 }
 
-// Bias tile of (b, h) from a contiguous bias broadcastable to [B, H, rows, keys], or null.
-const float* bias_tile(const torch::Tensor& bias4, int64_t b, int64_t h) {
-  if (!bias4.defined()) return nullptr;
-  return bias4.data_ptr<float>() + (bias4.size(0) == 1 ? 0 : b * bias4.stride(0)) +
-         (bias4.size(1) == 1 ? 0 : h * bias4.stride(1));
+// Bias tile of (b, h) from a contiguous bias broadcastable to [B, H, rows, keys]: its first row
+// and the stride between rows (0 when one row is shared by all queries, as ALiBi's is).
+struct BiasTile {
+  const float* data = nullptr;
+  int64_t row_stride = 0;
+};
+
+BiasTile bias_tile(const torch::Tensor& bias4, int64_t b, int64_t h) {
+  if (!bias4.defined()) return {};
+  return {bias4.data_ptr<float>() + (bias4.size(0) == 1 ? 0 : b * bias4.stride(0)) +
+              (bias4.size(1) == 1 ? 0 : h * bias4.stride(1)),
+          bias4.size(2) == 1 ? 0 : bias4.stride(2)};
 }
 
 torch::Tensor as_4d(torch::Tensor bias) {
@@ -50,19 +58,23 @@ torch::Tensor as_4d(torch::Tensor bias) {
 
 // In place over one score tile: add the bias, softmax each row over its visible keys
 // [0, begin + r], and zero the keys above the diagonal (never exponentiated, so no -inf needed).
-void causal_softmax(float* scores, int64_t rows, int64_t keys, int64_t begin, const float* bias) {
+void causal_softmax(float* scores, int64_t rows, int64_t keys, int64_t begin, const BiasTile& bias) {
   for (int64_t r = 0; r < rows; ++r) {
     float* s = scores + r * keys;
     const int64_t visible = begin + r + 1;
-    if (bias) {
-      const float* bias_row = bias + r * keys;
+    if (bias.data) {
+      const float* bias_row = bias.data + r * bias.row_stride;
       for (int64_t j = 0; j < visible; ++j) s[j] += bias_row[j];
     }
     float max = s[0];
     for (int64_t j = 1; j < visible; ++j) max = std::max(max, s[j]);
+    // Terms below e^-64 (relative) are flushed to zero: they change nothing at float precision.
+    // Clamping before exp keeps every lane in the vectorized exp's fast range; far-below-range
+    // arguments (common with distance biases such as ALiBi) send it to a scalar path ~4x slower.
     float sum = 0;
     for (int64_t j = 0; j < visible; ++j) {
-      s[j] = std::exp(s[j] - max);
+      const float x = std::max(s[j] - max, -64.0f);
+      s[j] = x == -64.0f ? 0.0f : std::exp(x);
       sum += s[j];
     }
     const float inv = 1.0f / sum;
@@ -71,17 +83,22 @@ void causal_softmax(float* scores, int64_t rows, int64_t keys, int64_t begin, co
   }
 }
 
+// The score bias of query block i (undefined for bias-free schemes).
+using BlockBias = std::function<torch::Tensor(std::size_t i, const Block& block)>;
+
 // Forward over all blocks into out [B, T, H, hd]. probs[i] receives block i's probabilities
-// [B, H, rows, keys] when training; otherwise a per-thread tile is reused.
+// [B, H, rows, keys] when training; otherwise a per-thread tile is reused. Biases are requested one
+// block at a time, so evaluation never holds more than one block's bias.
 void attention_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                       const std::vector<torch::Tensor>& biases, int64_t block, float scale, torch::Tensor& out,
+                       const BlockBias& block_bias, int64_t block, float scale, torch::Tensor& out,
                        std::vector<torch::Tensor>* probs) {
   const int64_t batch = q.size(0), heads = q.size(1), length = q.size(2), dim = q.size(3);
   const auto blocks = query_blocks(length, block);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const auto [begin, end] = blocks[i];
     const int64_t rows = end - begin;
-    const auto bias4 = biases.empty() ? torch::Tensor() : as_4d(biases[i]);
+    const auto bias = block_bias(i, blocks[i]);
+    const auto bias4 = bias.defined() ? as_4d(bias) : torch::Tensor();
     auto block_probs = probs ? torch::empty({batch, heads, rows, end}, q.options()) : torch::Tensor();
     at::parallel_for(0, batch * heads, 1, [&](int64_t first, int64_t last) {
       std::vector<float> scratch(probs ? 0 : rows * end);
@@ -107,7 +124,8 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     q = blas_ready(q), k = blas_ready(k), v = blas_ready(v);
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
     std::vector<torch::Tensor> probs;
-    attention_forward(q, k, v, biases, block, float(scale), out, &probs);
+    const BlockBias stored = [&](std::size_t i, const Block&) { return biases.empty() ? torch::Tensor() : biases[i]; };
+    attention_forward(q, k, v, stored, block, float(scale), out, &probs);
     ctx->save_for_backward({q, k, v});
     ctx->saved_data["block"] = block;
     ctx->saved_data["scale"] = scale;
@@ -180,18 +198,23 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
 torch::Tensor fused_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      PositionScheme& scheme, const Positions& positions, int64_t block, double scale) {
   TORCH_CHECK(q.is_cpu() && q.scalar_type() == torch::kFloat32, "fused attention needs float32 CPU tensors");
-  std::vector<torch::Tensor> biases;
-  for (const auto& [begin, end] : query_blocks(q.size(2), block)) {
-    auto bias = scheme.score_bias(positions, begin, end, 0, end);
-    if (!bias.defined()) break;  // a scheme has a bias for every block or for none
-    biases.push_back(bias.to(torch::kFloat32));
+  const BlockBias from_scheme = [&](std::size_t, const Block& b) {
+    auto bias = scheme.score_bias(positions, b.begin, b.end, 0, b.end);
+    return bias.defined() ? bias.to(torch::kFloat32) : bias;
+  };
+  if (torch::GradMode::is_enabled()) {
+    // Training: the biases become autograd inputs (learnable bias schemes get gradients).
+    std::vector<torch::Tensor> biases;
+    const auto blocks = query_blocks(q.size(2), block);
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      auto bias = from_scheme(i, blocks[i]);
+      if (!bias.defined()) break;  // a scheme has a bias for every block or for none
+      biases.push_back(bias);
+    }
+    return CausalAttentionFunction::apply(q, k, v, at::TensorList(biases), block, scale);
   }
-  const bool needs_grad = torch::GradMode::is_enabled() &&
-                          (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
-                           (!biases.empty() && biases[0].requires_grad()));
-  if (needs_grad) return CausalAttentionFunction::apply(q, k, v, at::TensorList(biases), block, scale);
   auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());  // no probabilities kept
-  attention_forward(blas_ready(q), blas_ready(k), blas_ready(v), biases, block, float(scale), out, nullptr);
+  attention_forward(blas_ready(q), blas_ready(k), blas_ready(v), from_scheme, block, float(scale), out, nullptr);
   return out;
 }
 

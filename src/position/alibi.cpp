@@ -1,4 +1,5 @@
-// ALiBi (Press et al.): no position embedding; each head h adds -slope_h * (i - j) to its scores.
+// ALiBi (Press et al.): no position embedding; each head h adds -slope_h * (i - j) to its scores
+// (returned up to a per-row constant, see score_bias below).
 // Slopes are the geometric sequence 2^(-8/n), 2^(-16/n), ... for n heads when n is a power of two;
 // otherwise the n' = 2^floor(log2 n) slopes followed by every other slope of 2n' heads (reference code).
 #include "position/alibi.h"
@@ -31,10 +32,12 @@ Alibi::Alibi(int64_t n_heads) {
 
 torch::Tensor Alibi::score_bias(const Positions& positions, int64_t q_begin, int64_t q_end, int64_t k_begin,
                                 int64_t k_end) {
-  auto q = positions.values.slice(0, q_begin, q_end).unsqueeze(1);
-  auto k = positions.values.slice(0, k_begin, k_end).unsqueeze(0);
-  auto distance = (q - k).to(torch::kFloat32);                      // [q, k]
-  return -slopes_.view({-1, 1, 1}) * distance.unsqueeze(0);          // [H, q, k]
+  // -slope_h * (i - j) = -slope_h * (i - i0) + slope_h * (j - i0) with i0 = q_begin. The first term is
+  // constant along each query row and cancels in softmax, so one [H, 1, keys] row serves the whole
+  // block. Measuring from i0 keeps the values small (hence exact) for the nearby keys that matter.
+  const auto anchor = positions.values[q_begin];
+  auto k = (positions.values.slice(0, k_begin, k_end) - anchor).to(torch::kFloat32);
+  return (k.view({1, 1, -1}) * slopes_.view({-1, 1, 1}));  // [H, 1, keys]
 }
 
 EXTRAP_REGISTER_SCHEME(alibi, SchemeInfo{

@@ -29,7 +29,9 @@ class PositionScheme : public torch::nn::Module {
   // q, k: [B, H, T, head_dim]; replaced by their transformed versions.
   virtual void transform_qk(torch::Tensor& q, torch::Tensor& k, const Positions& positions) {}
   // Bias for query rows [q_begin, q_end) against key columns [k_begin, k_end), broadcastable to
-  // [B, H, q_end - q_begin, k_end - k_begin]; an undefined tensor means no bias.
+  // [B, H, q_end - q_begin, k_end - k_begin]; an undefined tensor means no bias. It may differ from
+  // the mathematical bias by a constant per query row, which softmax ignores: a row-independent
+  // [H, 1, keys] bias is then enough, and the attention kernels never materialise the full tile.
   virtual torch::Tensor score_bias(const Positions& positions, int64_t q_begin, int64_t q_end, int64_t k_begin,
                                    int64_t k_end) {
     return {};
