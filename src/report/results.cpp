@@ -122,6 +122,10 @@ void validate_results(const json& document, const std::string& source) {
   require(document["run"], "name", T::string, "run.");
   require(document["run"], "checkpoint_step", T::number_integer, "run.");
   require(document["run"], "config", T::object, "run.");
+  require(document["run"]["config"], "position", T::object, "run.config.");
+  require(document["run"]["config"]["position"], "scheme", T::string, "run.config.position.");
+  require(document["run"]["config"], "data", T::object, "run.config.");
+  require(document["run"]["config"]["data"], "train_length", T::number_integer, "run.config.data.");
   require(document["data"], "checksum", T::string, "data.");
   require(document["data"], "split", T::string, "data.");
   require(document["protocol"], "name", T::string, "protocol.");
@@ -188,6 +192,19 @@ std::string render_report(const std::vector<json>& documents, const std::string&
         << " tokens scored at every length";
     out << "\n";
     for (const auto& note : notes) out << "n/a: " << note << "\n";
+    // Numbers are comparable only on the same tokens: say so when the inputs differ.
+    for (const auto& document : documents) {
+      const bool same = document.at("data").at("checksum") == documents.front().at("data").at("checksum") &&
+                        document.at("data").at("split") == documents.front().at("data").at("split") &&
+                        document.at("protocol").at("name") == documents.front().at("protocol").at("name") &&
+                        document.at("protocol").at("tokens_scored") ==
+                            documents.front().at("protocol").at("tokens_scored");
+      if (!same) {
+        out << "warning: " << document.at("run").at("name").get<std::string>()
+            << " was evaluated on other data or with another protocol than "
+            << documents.front().at("run").at("name").get<std::string>() << "; its numbers are not comparable\n";
+      }
+    }
     table = out.str();
   }
   return table;
