@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_helpers.h"
+
 #include "common/error.h"
 #include "config/config.h"
 #include "train/schedule.h"
@@ -15,19 +17,14 @@
 namespace extrap {
 namespace {
 
+using test::contains;
+using test::user_error_message;
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class ConfigTest : public ::testing::Test {
+class ConfigTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    root_ = fs::temp_directory_path() /
-            ("extrap_test_config_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
 
   // Writes `text` to root/name and returns the path as a string.
   std::string write(const std::string& name, const std::string& text) {
@@ -71,7 +68,6 @@ class ConfigTest : public ::testing::Test {
     expect_error(path, {"bad.json", dotted_key});
   }
 
-  fs::path root_;
 };
 
 TEST_F(ConfigTest, LoadsAValidConfigWithDefaults) {

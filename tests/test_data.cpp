@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_helpers.h"
+
 #include "common/error.h"
 #include "common/files.h"
 #include "data/dataset.h"
@@ -12,28 +14,12 @@
 namespace extrap {
 namespace {
 
-// The message of the UserError that `action` throws; fails the test if it throws none.
-template <class Action>
-std::string user_error_message(Action&& action) {
-  try {
-    action();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
+using test::contains;
+using test::user_error_message;
 
-class DataTest : public ::testing::Test {
+
+class DataTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    root_ = fs::temp_directory_path() /
-            ("extrap_test_data_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
 
   static void write(const fs::path& path, const std::string& text) {
     fs::create_directories(path.parent_path());
@@ -61,7 +47,6 @@ class DataTest : public ::testing::Test {
     return options;
   }
 
-  fs::path root_;
 };
 
 TEST(DetagBrown, ConvertsTaggedSentencesToPlainText) {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_helpers.h"
+
 #include "common/error.h"
 #include "model/attention.h"
 #include "model/fused_attention.h"
@@ -20,20 +22,12 @@ torch::Tensor sinusoidal_table(const torch::Tensor& positions, int64_t d_model, 
 
 namespace {
 
+using test::contains;
+using test::user_error_message;
+
 const torch::Device kCpu(torch::kCPU);
 
-template <class Action>
-std::string user_error_message(Action&& action) {
-  try {
-    action();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::shared_ptr<PositionScheme> build_scheme(const std::string& name, const nlohmann::json& given,
                                              const ModelShape& shape) {
@@ -130,7 +124,7 @@ TEST(AlibiScheme, ScoreBiasIsMinusSlopeTimesDistanceUpToARowConstant) {
   const auto positions = Positions::arange(6, kCpu);
   // Query rows [q0, 6) against keys [k0, 6): one shared row per head, equal to -slope * (i - j)
   // minus the per-row constant -slope * (i - q0), which softmax ignores.
-  for (const auto [q0, k0] : {std::pair<int, int>{0, 0}, {2, 1}, {4, 0}}) {
+  for (const auto& [q0, k0] : {std::pair<int, int>{0, 0}, {2, 1}, {4, 0}}) {
     const auto bias = alibi.score_bias(positions, q0, 6, k0, 6);
     ASSERT_EQ(bias.sizes(), (std::vector<int64_t>{2, 1, 6 - k0}));
     for (int h = 0; h < 2; ++h) {

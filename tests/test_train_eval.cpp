@@ -15,6 +15,8 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+
+#include "test_helpers.h"
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -29,21 +31,13 @@
 namespace extrap {
 namespace {
 
+using test::contains;
+using test::user_error_message;
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-template <class Action>
-std::string user_error_message(Action&& action) {
-  try {
-    action();
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // ---- Batch sampling ---------------------------------------------------------------------------
 

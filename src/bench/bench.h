@@ -9,7 +9,7 @@ struct BenchOptions {
   int steps = 10;
   int warmup = 3;
   int64_t eval_length = 8192;
-  int64_t attention_block = 128;  // query rows per attention block in training
+  int64_t attention_block = 64;  // query rows per attention block in training (the model default)
   std::string device = "cpu";
 };
 
