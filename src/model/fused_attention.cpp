@@ -211,7 +211,10 @@ torch::Tensor fused_causal_attention(const torch::Tensor& q, const torch::Tensor
       if (!bias.defined()) break;  // a scheme has a bias for every block or for none
       biases.push_back(bias);
     }
-    return CausalAttentionFunction::apply(q, k, v, at::TensorList(biases), block, scale);
+    const bool needs_grad = q.requires_grad() || k.requires_grad() || v.requires_grad() ||
+                            (!biases.empty() && biases[0].requires_grad());
+    // Without anything to differentiate, keeping every block's probabilities would only cost memory.
+    if (needs_grad) return CausalAttentionFunction::apply(q, k, v, at::TensorList(biases), block, scale);
   }
   auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());  // no probabilities kept
   attention_forward(blas_ready(q), blas_ready(k), blas_ready(v), from_scheme, block, float(scale), out, nullptr);
