@@ -47,7 +47,7 @@ TensorMap model_tensors(GPT& model) {
 }
 
 void save_checkpoint(const fs::path& run_dir, GPT& model, const AdamW& optimizer, const TrainingState& state,
-                     int64_t keep) {
+                     const nlohmann::json& config, int64_t keep) {
   const fs::path final_dir = checkpoint_dir(run_dir, state.step);
   fs::path tmp_dir = final_dir;
   tmp_dir += ".tmp";
@@ -59,6 +59,7 @@ void save_checkpoint(const fs::path& run_dir, GPT& model, const AdamW& optimizer
   nlohmann::json info = state.info;
   info["step"] = state.step;
   write_json_atomic(tmp_dir / "state.json", info);
+  write_json_atomic(tmp_dir / "config.json", config);
   fs::remove_all(final_dir);  // only when re-saving the same step (e.g. interrupted right after a save)
   rename_durable(tmp_dir, final_dir);
   // Prune old checkpoints only after the new one is in place.

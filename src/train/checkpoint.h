@@ -4,7 +4,7 @@
 //   RUN/run.json            provenance: tool version, git commit, dataset identity, device, threads
 //   RUN/metrics.jsonl       one JSON object per logged step / validation
 //   RUN/train.log           the terminal log
-//   RUN/checkpoints/step_NNNNNNNN/{model.safetensors, optimizer.safetensors, state.json}
+//   RUN/checkpoints/step_NNNNNNNN/{model.safetensors, optimizer.safetensors, state.json, config.json}
 //   RUN/DONE                written last: the run finished (sweeps skip such runs)
 // A checkpoint directory is written under a temporary name and renamed into place, so every
 // directory named step_* is complete; the latest is the one with the highest step.
@@ -30,8 +30,10 @@ struct TrainingState {
 std::optional<fs::path> latest_checkpoint(const fs::path& run_dir);
 fs::path checkpoint_dir(const fs::path& run_dir, int64_t step);
 
+// Writes step_NNNNNNNN/ with the weights, the optimizer state, state.json and the resolved config
+// (so a checkpoint directory copied elsewhere still describes its model), then prunes to `keep`.
 void save_checkpoint(const fs::path& run_dir, GPT& model, const AdamW& optimizer, const TrainingState& state,
-                     int64_t keep);
+                     const nlohmann::json& config, int64_t keep);
 // Restores weights (and the optimizer, if given); returns the stored state.
 TrainingState load_checkpoint(const fs::path& checkpoint, GPT& model, AdamW* optimizer);
 

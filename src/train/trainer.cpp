@@ -261,7 +261,7 @@ void train(const TrainOptions& options) {
   auto save = [&](int64_t step) {
     state.step = step;
     state.info["val_loss"] = last_val;
-    save_checkpoint(run_dir, model, optimizer, state, tc.keep_checkpoints);
+    save_checkpoint(run_dir, model, optimizer, state, config.resolved, tc.keep_checkpoints);
   };
 
   for (int64_t step = state.step; step < tc.steps; ++step) {
