@@ -33,6 +33,8 @@ class AdamW {
     torch::Tensor param, exp_avg, exp_avg_sq;
     bool decay;
   };
+  void update_in_one_pass(Slot& slot, const torch::Tensor& grad, double decay, double step_size,
+                          double inv_sqrt_correction2);
   std::vector<Slot> slots_;
   AdamWOptions options_;
   int64_t steps_ = 0;
