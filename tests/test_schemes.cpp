@@ -38,6 +38,23 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
+void rotate(PositionScheme& scheme, torch::Tensor& q, torch::Tensor& k, const Positions& positions) {
+  QueryKey qk{q, k};
+  scheme.transform_qk(qk, positions);
+  q = qk.q;
+  k = qk.k;
+}
+
+// Plain causal attention with scale 0.5 through either kernel.
+torch::Tensor blockwise(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, PositionScheme& scheme,
+                        const Positions& positions, int64_t block) {
+  return blockwise_causal_attention(QueryKey{q, k}, v, AttentionCall{scheme, positions, {}, block, 0.5}, 0.0, false);
+}
+torch::Tensor fused(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, PositionScheme& scheme,
+                    const Positions& positions, int64_t block) {
+  return fused_causal_attention(QueryKey{q, k}, v, AttentionCall{scheme, positions, {}, block, 0.5});
+}
+
 // ---- RoPE -------------------------------------------------------------------------------------
 
 TEST(RopeScheme, InverseFrequenciesGoldenValues) {
@@ -57,7 +74,7 @@ TEST(RopeScheme, ScoresDependOnlyOnRelativeDistance) {
   auto q = torch::randn({1, 1, 1, head_dim}).expand({1, 1, length, head_dim}).contiguous();
   auto k = torch::randn({1, 1, 1, head_dim}).expand({1, 1, length, head_dim}).contiguous();
   const auto q0 = q.clone();
-  rope.transform_qk(q, k, Positions::arange(length, kCpu));
+  rotate(rope, q, k, Positions::arange(length, kCpu));
   ASSERT_EQ(q.sizes(), q0.sizes());
   EXPECT_GT(max_abs_diff(q, q0), 1e-3) << "RoPE left the queries unchanged";
   const auto scores = torch::matmul(q[0][0], k[0][0].t());  // [T, T]
@@ -80,7 +97,7 @@ TEST(RopeScheme, RotationPreservesNorms) {
   auto q = torch::randn({2, 3, 40, 8});
   auto k = torch::randn({2, 3, 40, 8});
   const auto q_norm = q.norm(2, -1), k_norm = k.norm(2, -1);
-  rope.transform_qk(q, k, Positions::arange(40, kCpu));
+  rotate(rope, q, k, Positions::arange(40, kCpu));
   EXPECT_LT(max_abs_diff(q.norm(2, -1), q_norm), 1e-5);
   EXPECT_LT(max_abs_diff(k.norm(2, -1), k_norm), 1e-5);
 }
@@ -342,8 +359,8 @@ TEST(BlockwiseAttention, MatchesFullAttentionWithAlibi) {
   auto v = torch::randn({batch, heads, length, head_dim});
   Alibi alibi(heads);
   const auto positions = Positions::arange(length, kCpu);
-  const auto blocked = blockwise_causal_attention(q, k, v, alibi, positions, 7, 0.5, 0.0, false);
-  const auto single = blockwise_causal_attention(q, k, v, alibi, positions, 1000, 0.5, 0.0, false);
+  const auto blocked = blockwise(q, k, v, alibi, positions, 7);
+  const auto single = blockwise(q, k, v, alibi, positions, 1000);
   ASSERT_EQ(blocked.sizes(), (std::vector<int64_t>{batch, length, heads, head_dim}));
   EXPECT_LT(max_abs_diff(blocked, single), 1e-5);
 
@@ -368,15 +385,15 @@ TEST(BlockwiseAttention, MatchesFullAttentionWithRope) {
   auto v = torch::randn({batch, heads, length, head_dim});
   Rope rope(head_dim, 10000.0);
   const auto positions = Positions::arange(length, kCpu);
-  rope.transform_qk(q, k, positions);
+  rotate(rope, q, k, positions);
   ASSERT_FALSE(rope.score_bias(positions, 0, length, 0, length).defined());
-  const auto blocked = blockwise_causal_attention(q, k, v, rope, positions, 7, 0.5, 0.0, false);
-  const auto single = blockwise_causal_attention(q, k, v, rope, positions, 1000, 0.5, 0.0, false);
+  const auto blocked = blockwise(q, k, v, rope, positions, 7);
+  const auto single = blockwise(q, k, v, rope, positions, 1000);
   EXPECT_LT(max_abs_diff(blocked, single), 1e-5);
   EXPECT_LT(max_abs_diff(single, naive_attention(q, k, v, {})), 1e-5);
   // Block boundaries that do not divide the length, and one-row blocks.
-  EXPECT_LT(max_abs_diff(blockwise_causal_attention(q, k, v, rope, positions, 1, 0.5, 0.0, false), single), 1e-5);
-  EXPECT_LT(max_abs_diff(blockwise_causal_attention(q, k, v, rope, positions, 39, 0.5, 0.0, false), single), 1e-5);
+  EXPECT_LT(max_abs_diff(blockwise(q, k, v, rope, positions, 1), single), 1e-5);
+  EXPECT_LT(max_abs_diff(blockwise(q, k, v, rope, positions, 39), single), 1e-5);
 }
 
 // ---- Fused attention (the kernel used outside dropout training) -------------------------------
@@ -402,12 +419,12 @@ TEST(FusedAttention, ForwardMatchesBlockwise) {
   Rope rope(8, 10000.0);
   const auto in = random_inputs(length, false);
   for (PositionScheme* scheme : {static_cast<PositionScheme*>(&alibi), static_cast<PositionScheme*>(&rope)}) {
-    const auto reference = blockwise_causal_attention(in.q, in.k, in.v, *scheme, positions, 1000, 0.5, 0.0, false);
+    const auto reference = blockwise(in.q, in.k, in.v, *scheme, positions, 1000);
     for (int64_t block : {1, 7, 16, 45, 1000}) {
       SCOPED_TRACE(block);
-      const auto fused = fused_causal_attention(in.q, in.k, in.v, *scheme, positions, block, 0.5);
-      ASSERT_EQ(fused.sizes(), reference.sizes());
-      EXPECT_LT(max_abs_diff(fused, reference), 1e-5);
+      const auto result = fused(in.q, in.k, in.v, *scheme, positions, block);
+      ASSERT_EQ(result.sizes(), reference.sizes());
+      EXPECT_LT(max_abs_diff(result, reference), 1e-5);
     }
   }
 }
@@ -424,8 +441,8 @@ TEST(FusedAttention, GradientsMatchBlockwise) {
     AttentionInputs plain_in{fused_in.q.detach().clone().set_requires_grad(true),
                              fused_in.k.detach().clone().set_requires_grad(true),
                              fused_in.v.detach().clone().set_requires_grad(true)};
-    (fused_causal_attention(fused_in.q, fused_in.k, fused_in.v, *scheme, positions, 7, 0.5) * weights).sum().backward();
-    (blockwise_causal_attention(plain_in.q, plain_in.k, plain_in.v, *scheme, positions, 7, 0.5, 0.0, false) * weights)
+    (fused(fused_in.q, fused_in.k, fused_in.v, *scheme, positions, 7) * weights).sum().backward();
+    (blockwise(plain_in.q, plain_in.k, plain_in.v, *scheme, positions, 7) * weights)
         .sum()
         .backward();
     EXPECT_LT(max_abs_diff(fused_in.q.grad(), plain_in.q.grad()), 1e-5);

@@ -27,6 +27,36 @@ struct PositionConfig {
   nlohmann::json params = nlohmann::json::object();
 };
 
+// Attention modifiers of one layer (the model-wide "attention" object, overridable per layer).
+struct AttentionConfig {
+  int64_t window = 0;                   // local attention: query i sees keys i-w+1..i (0: full causal)
+  double window_receptive_field = 0.0;  // HWFA rule: choose w so that the windowed layers' receptive
+                                        // field (w-1)*layers+1 is at most this fraction of the training
+                                        // length (resolved into `window`)
+  int64_t sinks = 0;                    // with a window: the first tokens stay visible (Λ-shaped mask)
+  std::string logn = "none";            // none | train | inference: log-n scaling of the queries
+  int64_t logn_floor = 16;              // `train`: n = max(visible keys, floor)
+  std::string qk_norm = "none";         // none | query (QNA) | key (KNA, KeyNorm) | cosine (CosA)
+  std::string cosine_scale = "fixed";   // CosA's 4 log n: fixed n = train_length/2, or position (n = i+1)
+  bool qk_bias = false;                 // a learned bias on queries and keys only (Su's RoPE + bias)
+};
+
+// One layer as built: its scheme (the model-wide one or a `layers` override) and attention modifiers.
+struct LayerConfig {
+  int scheme_group = -1;  // -1: the model-wide scheme; otherwise the index of the `layers` entry
+  AttentionConfig attention;
+};
+
+// Position ids fed to the schemes. Training may replace 0..T-1 by random positions (Ruoss et al.:
+// a sorted sample without replacement from [0, range); Su's equal-mean variant: T evenly spaced float
+// positions over [0, n] with n ~ Exponential(mean T)); evaluation uses 0..T-1 or T evenly spaced
+// positions over [0, range).
+struct PositionSampling {
+  std::string train = "ordinary";  // ordinary | random | equal_mean
+  int64_t range = 0;               // random / spread: positions in [0, range); 0 means 8 x train_length
+  std::string eval = "ordinary";   // ordinary | spread
+};
+
 struct DataConfig {
   std::string dataset;
   int64_t train_length = 128;
@@ -54,7 +84,10 @@ struct RunConfig {
   std::string name;
   uint64_t seed = 1234;
   ModelConfig model;
-  PositionConfig position;
+  PositionConfig position;                   // the model-wide scheme
+  std::vector<PositionConfig> layer_schemes;  // one per `layers` entry that sets a position (else unused)
+  std::vector<LayerConfig> layers;            // resolved, one per model layer
+  PositionSampling position_sampling;
   DataConfig data;
   TrainConfig train;
   nlohmann::json resolved;  // the full resolved JSON, written to the run directory

@@ -1,5 +1,7 @@
 #include "data/dataset.h"
 
+#include "common/random.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -124,22 +126,6 @@ void require_regular_file(const fs::path& path, const std::string& what) {
 }
 
 // ---- Splitting ------------------------------------------------------------------------------
-
-// splitmix64: a tiny generator with a fixed definition, so a seed gives the same split on every
-// platform (std::shuffle and the std distributions are implementation-defined).
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-
- private:
-  uint64_t state_;
-};
 
 std::vector<std::size_t> shuffled_indices(std::size_t n, uint64_t seed) {
   std::vector<std::size_t> order(n);

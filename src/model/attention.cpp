@@ -1,43 +1,115 @@
 #include "model/attention.h"
 
-#include "model/fused_attention.h"
-
 #include <cmath>
 #include <limits>
 
-namespace extrap {
+#include "model/fused_attention.h"
 
-torch::Tensor blockwise_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                         PositionScheme& scheme, const Positions& positions, int64_t block,
-                                         double scale, double dropout, bool training) {
-  const int64_t length = q.size(2);
-  const auto q_scaled = q * scale;  // scaling q is cheaper than scaling the scores
-  const auto neg_inf = -std::numeric_limits<float>::infinity();
-  const auto diagonal_mask =
-      torch::full({block, block}, neg_inf, q.options()).triu(1);  // -inf strictly above the diagonal
-  const auto keys_t = k.transpose(-2, -1);
+namespace extrap {
+namespace {
+
+// Scores of one span of keys for the block's query rows, with the span's pass (mixed spans merge
+// both passes by distance).
+torch::Tensor span_scores(const QueryKey& qk, const BlockPlan& plan, const KeySpan& span) {
+  const auto rows = [&](const torch::Tensor& q) { return q.slice(2, plan.q_begin, plan.q_end); };
+  const auto keys = [&](const torch::Tensor& k) { return k.slice(2, span.begin, span.end).transpose(-2, -1); };
+  if (span.pass == Pass::kNear) return torch::matmul(rows(qk.q), keys(qk.k));
+  const auto far = torch::matmul(rows(qk.q_far), keys(qk.k_far));
+  if (span.pass == Pass::kFar) return far;
+  const auto options = torch::TensorOptions().dtype(torch::kLong).device(qk.q.device());
+  const auto distance = torch::arange(plan.q_begin, plan.q_end, options).unsqueeze(1) -
+                        torch::arange(span.begin, span.end, options).unsqueeze(0);
+  return torch::where(distance < qk.far_from, torch::matmul(rows(qk.q), keys(qk.k)), far);
+}
+
+// -inf where query i may not see the key of a column, 0 elsewhere: [rows, columns].
+torch::Tensor mask_tile(const BlockPlan& plan, const KeyMask& mask, const torch::TensorOptions& options) {
+  auto tile = torch::full({plan.rows(), plan.columns}, -std::numeric_limits<float>::infinity());
+  auto* t = tile.data_ptr<float>();
+  for (int64_t r = 0; r < plan.rows(); ++r) {
+    int64_t ranges[2][2];
+    const int n = plan.visible_columns(plan.q_begin + r, mask, ranges);
+    for (int g = 0; g < n; ++g) std::fill(t + r * plan.columns + ranges[g][0], t + r * plan.columns + ranges[g][1], 0.0f);
+  }
+  return tile.to(options);
+}
+
+}  // namespace
+
+torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call,
+                                         double dropout, bool training) {
+  const int64_t length = qk.q.size(2);
+  QueryKey scaled = qk;  // scaling q is cheaper than scaling the scores
+  scaled.q = qk.q * call.scale;
+  if (qk.has_far()) scaled.q_far = qk.q_far * call.scale;
   std::vector<torch::Tensor> outputs;
-  for (int64_t q_begin = 0; q_begin < length; q_begin += block) {
-    const int64_t q_end = std::min(length, q_begin + block);
-    const int64_t rows = q_end - q_begin;
-    // Scores against keys [0, q_end): the block row of the causal triangle.
-    auto scores = torch::matmul(q_scaled.slice(2, q_begin, q_end), keys_t.slice(3, 0, q_end));  // [B, H, rows, q_end]
-    scores.slice(3, q_begin, q_end).add_(diagonal_mask.slice(0, 0, rows).slice(1, 0, rows));
-    auto bias = scheme.score_bias(positions, q_begin, q_end, 0, q_end);
-    if (bias.defined()) scores.add_(bias);
+  for (const auto& plan : plan_attention(length, call.block, call.mask, qk.has_far() ? qk.far_from : 0)) {
+    std::vector<torch::Tensor> parts, biases;
+    for (const auto& span : plan.spans) parts.push_back(span_scores(scaled, plan, span));
+    auto scores = parts.size() == 1 ? parts[0] : torch::cat(parts, -1);  // [B, H, rows, columns]
+    scores = scores + mask_tile(plan, call.mask, scores.options());
+    for (const auto& seg : plan.segments) {
+      biases.push_back(call.scheme.score_bias(call.positions, plan.q_begin, plan.q_end, seg.begin, seg.end));
+    }
+    if (biases[0].defined()) scores = scores + (biases.size() == 1 ? biases[0] : torch::cat(biases, -1)).to(scores.dtype());
     auto probs = torch::softmax(scores, -1);
     if (training && dropout > 0) probs = torch::dropout(probs, dropout, true);
-    outputs.push_back(torch::matmul(probs, v.slice(2, 0, q_end)).transpose(1, 2));  // [B, rows, H, hd]
+    torch::Tensor out;
+    for (const auto& seg : plan.segments) {
+      auto part = torch::matmul(probs.narrow(-1, seg.column, seg.end - seg.begin), v.slice(2, seg.begin, seg.end));
+      out = out.defined() ? out + part : part;
+    }
+    outputs.push_back(out.transpose(1, 2));  // [B, rows, H, hd]
   }
   return outputs.size() == 1 ? outputs[0] : torch::cat(outputs, 1);
 }
 
-CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme)
-    : n_heads_(config.n_heads), head_dim_(config.head_dim()), dropout_(config.dropout), scheme_(std::move(scheme)) {
-  qkv_ = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(config.d_model, 3 * config.d_model)
-                                                      .bias(config.bias)));
+torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length) {
+  const bool logn = attention.logn != "none";
+  const bool cosine_by_position = attention.qk_norm == "cosine" && attention.cosine_scale == "position";
+  if (!logn && !cosine_by_position) return {};
+  std::vector<float> scales(length, 1.0f);
+  const double log_train = std::log(double(train_length));
+  for (int64_t i = 0; i < length; ++i) {
+    double scale = 1.0;
+    if (attention.logn == "train") {
+      // Su's bert4keras softmax_plus: n = the number of keys the query sees, floored.
+      int64_t visible = i + 1;
+      if (attention.window > 0) {
+        const int64_t lo = std::max<int64_t>(0, i - attention.window + 1);
+        visible = (i + 1 - lo) + std::min(attention.sinks, lo);
+      }
+      scale = std::log(double(std::max(visible, attention.logn_floor))) / log_train;
+    } else if (attention.logn == "inference") {
+      scale = std::max(1.0, std::log(double(i + 1)) / log_train);  // logn†: unchanged within L_train
+    }
+    if (cosine_by_position) scale *= 4.0 * std::log(double(i + 1));
+    scales[i] = float(scale);
+  }
+  return torch::tensor(scales);
+}
+
+double score_scale(const AttentionConfig& attention, int64_t head_dim, int64_t train_length) {
+  if (attention.qk_norm == "query" || attention.qk_norm == "key") return 1.0;
+  if (attention.qk_norm == "cosine") {
+    return attention.cosine_scale == "fixed" ? 4.0 * std::log(double(train_length) / 2.0) : 1.0;
+  }
+  return 1.0 / std::sqrt(double(head_dim));
+}
+
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& model, const AttentionConfig& attention,
+                                                 std::shared_ptr<PositionScheme> scheme, int64_t train_length)
+    : n_heads_(model.n_heads),
+      head_dim_(model.head_dim()),
+      train_length_(train_length),
+      dropout_(model.dropout),
+      attention_(attention),
+      scheme_(std::move(scheme)) {
+  qkv_ = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(model.d_model, 3 * model.d_model)
+                                                      .bias(model.bias)));
   proj_ = register_module("proj",
-                          torch::nn::Linear(torch::nn::LinearOptions(config.d_model, config.d_model).bias(config.bias)));
+                          torch::nn::Linear(torch::nn::LinearOptions(model.d_model, model.d_model).bias(model.bias)));
+  if (attention.qk_bias) qk_bias_ = register_parameter("qk_bias", torch::zeros({2, n_heads_, 1, head_dim_}));
 }
 
 void CausalSelfAttentionImpl::init_weights(double std, double residual_std) {
@@ -50,14 +122,29 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
   // [B, T, 3, H, hd] -> three [B, H, T, hd]. unbind's backward is one stack; indexing would
   // zero-fill a full-size gradient per part.
   auto qkv = linear(x, qkv_).view({batch, length, 3, n_heads_, head_dim_}).permute({2, 0, 3, 1, 4}).unbind(0);
-  auto q = qkv[0], k = qkv[1], v = qkv[2];
-  scheme_->transform_qk(q, k, positions);
-  const double scale = 1.0 / std::sqrt(double(head_dim_));
-  // Attention dropout needs the unfused path.
-  // The fused kernel is a CPU kernel; other devices use the batched path.
-  auto y = (is_training() && dropout_ > 0) || !q.is_cpu()
-               ? blockwise_causal_attention(q, k, v, *scheme_, positions, block_, scale, dropout_, true)
-               : fused_causal_attention(q, k, v, *scheme_, positions, block_, scale);
+  QueryKey qk{qkv[0], qkv[1]};
+  const auto& v = qkv[2];
+  if (qk_bias_.defined()) {
+    qk.q = qk.q + qk_bias_[0];
+    qk.k = qk.k + qk_bias_[1];
+  }
+  // Normalising before the scheme is the same as after for rotations (norm-preserving).
+  const auto unit = [](const torch::Tensor& t) { return t / t.norm(2, -1, true).clamp_min(1e-6); };
+  if (attention_.qk_norm == "query" || attention_.qk_norm == "cosine") qk.q = unit(qk.q);
+  if (attention_.qk_norm == "key" || attention_.qk_norm == "cosine") qk.k = unit(qk.k);
+  scheme_->transform_qk(qk, positions);
+  const auto scales = query_scales(attention_, length, train_length_);
+  if (scales.defined()) {
+    const auto per_query = scales.to(qk.q.device()).view({1, 1, length, 1});
+    qk.q = qk.q * per_query;
+    if (qk.has_far()) qk.q_far = qk.q_far * per_query;
+  }
+  const AttentionCall call{*scheme_, positions, KeyMask{attention_.window, attention_.sinks}, block_,
+                           score_scale(attention_, head_dim_, train_length_)};
+  // Attention dropout needs the unfused path; the fused kernel is a CPU float32 kernel.
+  auto y = (is_training() && dropout_ > 0) || !qk.q.is_cpu() || qk.q.scalar_type() != torch::kFloat32
+               ? blockwise_causal_attention(qk, v, call, dropout_, is_training())
+               : fused_causal_attention(qk, v, call);
   y = linear(y.reshape({batch, length, n_heads_ * head_dim_}), proj_);
   return torch::dropout(y, dropout_, is_training());
 }

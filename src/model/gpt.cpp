@@ -13,9 +13,11 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
   return torch::layer_norm(x, {weight_.size(0)}, weight_, bias_, 1e-5);
 }
 
-BlockImpl::BlockImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme) : dropout_(config.dropout) {
+BlockImpl::BlockImpl(const ModelConfig& config, const AttentionConfig& attention, std::shared_ptr<PositionScheme> scheme,
+                     int64_t train_length)
+    : dropout_(config.dropout) {
   ln1_ = register_module("ln1", LayerNorm(config.d_model, config.bias));
-  attn = register_module("attn", CausalSelfAttention(config, std::move(scheme)));
+  attn = register_module("attn", CausalSelfAttention(config, attention, std::move(scheme), train_length));
   ln2_ = register_module("ln2", LayerNorm(config.d_model, config.bias));
   fc_ = register_module("fc", torch::nn::Linear(torch::nn::LinearOptions(config.d_model, config.d_mlp).bias(config.bias)));
   fc_proj_ = register_module(
@@ -28,12 +30,26 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Positions& positi
   return h + torch::dropout(mlp, dropout_, is_training());
 }
 
-GPTImpl::GPTImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme)
-    : config_(config), scheme_(std::move(scheme)) {
+GPTImpl::GPTImpl(const RunConfig& run, std::shared_ptr<PositionScheme> scheme,
+                 const std::vector<std::shared_ptr<PositionScheme>>& layer_schemes)
+    : config_(run.model), scheme_(std::move(scheme)), layer_schemes_(layer_schemes) {
+  const ModelConfig& config = run.model;
   wte_ = register_module("wte", torch::nn::Embedding(config.vocab_size, config.d_model));
   register_module("position", scheme_);
+  // Overriding schemes are registered once per `layers` entry, so layers sharing an entry share
+  // its parameters, as all other layers share the model-wide scheme's.
+  for (std::size_t e = 0; e < run.layer_schemes.size(); ++e) {
+    for (std::size_t l = 0; l < run.layers.size(); ++l) {
+      if (run.layers[l].scheme_group == int(e)) {
+        register_module("layer_position" + std::to_string(e), layer_schemes_[l]);
+        break;
+      }
+    }
+  }
   blocks_ = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < config.n_layers; ++i) blocks_->push_back(Block(config, scheme_));
+  for (int64_t i = 0; i < config.n_layers; ++i) {
+    blocks_->push_back(Block(config, run.layers[i].attention, layer_schemes_[i], run.data.train_length));
+  }
   ln_f_ = register_module("ln_f", LayerNorm(config.d_model, config.bias));
   if (!config.tie_embeddings) {
     lm_head_ = register_module("lm_head",
@@ -41,6 +57,18 @@ GPTImpl::GPTImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> sche
   }
   init_weights();
 }
+
+namespace {
+RunConfig single_scheme_config(const ModelConfig& model) {
+  RunConfig config;
+  config.model = model;
+  config.layers.assign(model.n_layers, LayerConfig{});
+  return config;
+}
+}  // namespace
+
+GPTImpl::GPTImpl(const ModelConfig& model, std::shared_ptr<PositionScheme> scheme)
+    : GPTImpl(single_scheme_config(model), scheme, std::vector<std::shared_ptr<PositionScheme>>(model.n_layers, scheme)) {}
 
 // GPT-2 / nanoGPT initialisation: N(0, 0.02) for linear and embedding weights, zero biases, and
 // the residual output projections scaled by 1/sqrt(2 * n_layers) so the residual stream's variance
@@ -56,6 +84,15 @@ void GPTImpl::init_weights() {
     init_linear(block->fc_proj(), residual_std);
   }
   if (lm_head_) init_linear(lm_head_, 0.02);
+}
+
+int64_t GPTImpl::max_length() const {
+  int64_t shortest = scheme_->max_length();
+  for (const auto& scheme : layer_schemes_) {
+    const int64_t limit = scheme->max_length();
+    if (limit > 0 && (shortest == 0 || limit < shortest)) shortest = limit;
+  }
+  return shortest;
 }
 
 void GPTImpl::set_attention_block(int64_t block) {
@@ -78,9 +115,19 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& pos
   return linear(x, lm_head_ ? lm_head_->weight : wte_->weight, torch::Tensor());
 }
 
-GPT build_model(const RunConfig& config) {
-  const ModelShape shape{config.model.d_model, config.model.n_heads, config.model.n_layers, config.data.train_length};
-  return GPT(config.model, make_scheme(config.position.scheme, config.position.params, shape));
+GPT build_model(const RunConfig& config, int64_t context_length) {
+  const ModelShape shape{config.model.d_model, config.model.n_heads, config.model.n_layers, config.data.train_length,
+                         context_length};
+  auto model_wide = make_scheme(config.position.scheme, config.position.params, shape);
+  std::vector<std::shared_ptr<PositionScheme>> group_schemes;
+  for (const auto& p : config.layer_schemes) {
+    group_schemes.push_back(p.scheme.empty() ? nullptr : make_scheme(p.scheme, p.params, shape));
+  }
+  std::vector<std::shared_ptr<PositionScheme>> layer_schemes;
+  for (const auto& layer : config.layers) {
+    layer_schemes.push_back(layer.scheme_group < 0 ? model_wide : group_schemes[layer.scheme_group]);
+  }
+  return GPT(config, model_wide, layer_schemes);
 }
 
 }  // namespace extrap

@@ -22,7 +22,8 @@ TORCH_MODULE(LayerNorm);
 
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme);
+  BlockImpl(const ModelConfig& model, const AttentionConfig& attention, std::shared_ptr<PositionScheme> scheme,
+            int64_t train_length);
   torch::Tensor forward(const torch::Tensor& x, const Positions& positions);
   const torch::nn::Linear& fc() const { return fc_; }
   const torch::nn::Linear& fc_proj() const { return fc_proj_; }
@@ -37,11 +38,15 @@ TORCH_MODULE(Block);
 
 class GPTImpl : public torch::nn::Module {
  public:
-  GPTImpl(const ModelConfig& config, std::shared_ptr<PositionScheme> scheme);
+  // layer_schemes[l]: the scheme of layer l (the model-wide one unless a `layers` entry overrides it).
+  GPTImpl(const RunConfig& config, std::shared_ptr<PositionScheme> scheme,
+          const std::vector<std::shared_ptr<PositionScheme>>& layer_schemes);
+  // Every layer with `scheme` and plain attention.
+  GPTImpl(const ModelConfig& model, std::shared_ptr<PositionScheme> scheme);
   // tokens: [B, T] int64 -> logits [B, T, vocab], float32.
   torch::Tensor forward(const torch::Tensor& tokens, const Positions& positions);
   // Longest window the model can run (0: unbounded).
-  int64_t max_length() const { return scheme_->max_length(); }
+  int64_t max_length() const;
   // Query rows per attention block: a speed/memory knob that never changes results.
   void set_attention_block(int64_t block);
   const ModelConfig& config() const { return config_; }
@@ -50,7 +55,8 @@ class GPTImpl : public torch::nn::Module {
  private:
   void init_weights();
   ModelConfig config_;
-  std::shared_ptr<PositionScheme> scheme_;
+  std::shared_ptr<PositionScheme> scheme_;  // model-wide: gives the input embedding
+  std::vector<std::shared_ptr<PositionScheme>> layer_schemes_;
   torch::nn::Embedding wte_{nullptr};
   torch::nn::ModuleList blocks_;
   LayerNorm ln_f_{nullptr};
@@ -58,7 +64,9 @@ class GPTImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GPT);
 
-// Builds the model described by a resolved run config (scheme included).
-GPT build_model(const RunConfig& config);
+// Builds the model described by a resolved run config (schemes included). context_length is the
+// window length it will run at (0: the training length); inference-time treatments derive their
+// extension factor from it.
+GPT build_model(const RunConfig& config, int64_t context_length = 0);
 
 }  // namespace extrap

@@ -43,6 +43,6 @@ torch::Tensor Alibi::score_bias(const Positions& positions, int64_t q_begin, int
 EXTRAP_REGISTER_SCHEME(alibi, SchemeInfo{
     "alibi", "linear distance penalty -slope_h * (i - j) per head, no position embedding",
     "Press et al. 2022, Train Short, Test Long (ALiBi)", {},
-    [](const nlohmann::json&, const ModelShape& shape) { return std::make_shared<Alibi>(shape.n_heads); }});
+    [](const nlohmann::json&, const ModelShape& shape) { return std::make_shared<Alibi>(shape.n_heads); }, kBiasHook});
 
 }  // namespace extrap

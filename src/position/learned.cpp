@@ -35,6 +35,6 @@ EXTRAP_REGISTER_SCHEME(learned, SchemeInfo{
                                           std::to_string(shape.train_length));
       }
       return std::make_shared<LearnedPositions>(size, shape.d_model);
-    }});
+    }, kEmbeddingHook, true});
 
 }  // namespace extrap

@@ -69,4 +69,8 @@ void validate_scheme(const std::string& name, const nlohmann::json& params, cons
   make_scheme(name, params, shape);
 }
 
+int64_t scheme_max_length(const std::string& name, const nlohmann::json& params, const ModelShape& shape) {
+  return make_scheme(name, params, shape)->max_length();
+}
+
 }  // namespace extrap

@@ -39,10 +39,10 @@ std::pair<torch::Tensor, torch::Tensor> Rope::angles_to_cos_sin(const torch::Ten
   return {torch::cat({cos, cos}, 1).to(torch::kFloat32), torch::cat({-sin, sin}, 1).to(torch::kFloat32)};
 }
 
-void Rope::transform_qk(torch::Tensor& q, torch::Tensor& k, const Positions& positions) {
+void Rope::transform_qk(QueryKey& qk, const Positions& positions) {
   auto [cos, sin] = cos_sin(positions);
-  q = rope_rotate(q, cos, sin);
-  k = rope_rotate(k, cos, sin);
+  qk.q = rope_rotate(qk.q, cos, sin);
+  qk.k = rope_rotate(qk.k, cos, sin);
 }
 
 EXTRAP_REGISTER_SCHEME(rope, SchemeInfo{
@@ -56,6 +56,6 @@ EXTRAP_REGISTER_SCHEME(rope, SchemeInfo{
                         " is odd; rope rotates pairs and needs an even head dimension");
       }
       return std::make_shared<Rope>(shape.head_dim(), base);
-    }});
+    }, kQueryKeyHook, false, true});
 
 }  // namespace extrap

@@ -13,7 +13,7 @@ torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, cons
 class Rope : public PositionScheme {
  public:
   Rope(int64_t head_dim, double base);
-  void transform_qk(torch::Tensor& q, torch::Tensor& k, const Positions& positions) override;
+  void transform_qk(QueryKey& qk, const Positions& positions) override;
   // float32 tables [T, head_dim] for these positions: [cos, cos] and [-sin, sin] over the two halves.
   std::pair<torch::Tensor, torch::Tensor> cos_sin(const Positions& positions);
 

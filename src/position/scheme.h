@@ -1,9 +1,11 @@
 #pragma once
 // A position scheme plugs into the model through a few hooks and implements only those it needs:
 //   input_embedding  added to the token embeddings (learned, sinusoidal)
-//   transform_qk     rotates or rescales queries and keys before the scores (RoPE family)
-//   score_bias       additive bias on a block of attention scores (ALiBi and other bias schemes)
+//   transform_qk     rotates or rescales queries and keys before the scores (RoPE family, xPos); may
+//                    also supply a second "far" query/key pair for a custom two-pass score (ReRoPE)
+//   score_bias       additive bias on a block of attention scores (ALiBi, T5, KERPLE, ...)
 //   max_length       the longest sequence the scheme can represent (learned tables)
+// Position-id transforms (random or interpolated positions) happen before the hooks, in Positions.
 // The model and attention code call the hooks and never branch on a scheme's name. Schemes are
 // torch modules so that learnable parameters are registered, saved and optimized like any other.
 #include <torch/torch.h>
@@ -22,12 +24,24 @@ struct Positions {
   static Positions arange(int64_t length, const torch::Device& device);
 };
 
+// Queries and keys as the attention kernels consume them, [B, H, T, head_dim] each. By default one
+// pair scores every key. A scheme with a custom score sets a far pair too: key j is then scored
+// against query i with (q, k) when i - j < far_from and with (q_far, k_far) otherwise, which is
+// how ReRoPE merges its two score passes. Kernels compute both passes only on tiles that straddle
+// the boundary.
+struct QueryKey {
+  torch::Tensor q, k;
+  torch::Tensor q_far, k_far;
+  int64_t far_from = 0;
+  bool has_far() const { return q_far.defined(); }
+};
+
 class PositionScheme : public torch::nn::Module {
  public:
   // [T, d_model] to add to the token embeddings, or an undefined tensor.
   virtual torch::Tensor input_embedding(const Positions& positions) { return {}; }
-  // q, k: [B, H, T, head_dim]; replaced by their transformed versions.
-  virtual void transform_qk(torch::Tensor& q, torch::Tensor& k, const Positions& positions) {}
+  // Replaces qk.q and qk.k by their transformed versions (and may set the far pair).
+  virtual void transform_qk(QueryKey& qk, const Positions& positions) {}
   // Bias for query rows [q_begin, q_end) against key columns [k_begin, k_end), broadcastable to
   // [B, H, q_end - q_begin, k_end - k_begin]; an undefined tensor means no bias. It may differ from
   // the mathematical bias by a constant per query row, which softmax ignores: a row-independent

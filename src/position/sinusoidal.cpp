@@ -38,6 +38,6 @@ EXTRAP_REGISTER_SCHEME(sinusoidal, SchemeInfo{
       const double base = param<double>(p, "base");
       if (!(base > 1.0)) reject_param("base", "must be > 1, got " + std::to_string(base));
       return std::make_shared<SinusoidalPositions>(shape.d_model, base);
-    }});
+    }, kEmbeddingHook});
 
 }  // namespace extrap

@@ -11,11 +11,13 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/random.h"
 #include "common/runtime.h"
 #include "common/version.h"
 #include "config/config.h"
 #include "data/dataset.h"
 #include "model/gpt.h"
+#include "position/sampling.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 
@@ -56,12 +58,6 @@ class RunSession {
   void (*previous_term_)(int);
 };
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 std::string format_duration(double seconds) {
   const auto total = static_cast<long long>(seconds + 0.5);
@@ -85,8 +81,9 @@ torch::Tensor gather_windows(const std::vector<uint16_t>& stream, const std::vec
 
 // Mean next-token loss over consecutive windows of the validation stream (fixed, so comparable
 // across steps and runs).
-double validation_loss(GPT& model, const std::vector<uint16_t>& stream, int64_t length, int64_t batch_size,
-                       int64_t max_tokens, const torch::Device& device) {
+double validation_loss(GPT& model, const std::vector<uint16_t>& stream, const Positions& positions,
+                       int64_t batch_size, int64_t max_tokens, const torch::Device& device) {
+  const int64_t length = positions.size();
   torch::NoGradGuard no_grad;
   model->eval();
   std::vector<int64_t> offsets;
@@ -95,7 +92,6 @@ double validation_loss(GPT& model, const std::vector<uint16_t>& stream, int64_t 
        o += length) {
     offsets.push_back(o);
   }
-  const auto positions = Positions::arange(length, device);
   double total = 0;
   int64_t count = 0;
   for (std::size_t b = 0; b < offsets.size(); b += batch_size) {
@@ -249,7 +245,6 @@ void train(const TrainOptions& options) {
                torch::get_num_threads());
 
   const int64_t offsets_available = int64_t(train_stream.size()) - length;  // windows need length + 1 tokens
-  const auto positions = Positions::arange(length, device);
   const auto session_start = Clock::now();
   auto window_start = session_start;
   int64_t window_tokens = 0;
@@ -270,6 +265,7 @@ void train(const TrainOptions& options) {
     for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, offsets_available));
     auto windows = gather_windows(train_stream, offsets, length).to(device);
     torch::manual_seed(splitmix64(config.seed + 0x9e37ULL * uint64_t(step + 1)));  // dropout, per step
+    const auto positions = training_positions(config.position_sampling, length, config.seed, step, device);
     auto logits = model->forward(windows.slice(1, 0, length), positions);
     auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
                                           windows.slice(1, 1, length + 1).reshape({-1}));
@@ -299,7 +295,7 @@ void train(const TrainOptions& options) {
       window_tokens = 0;
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
-      last_val = validation_loss(model, val_stream, length, tc.batch_size, tc.eval_tokens, device);
+      last_val = validation_loss(model, val_stream, evaluation_positions(config.position_sampling, length, device), tc.batch_size, tc.eval_tokens, device);
       spdlog::info("step {:>6}/{} | val loss {:.4f} | val ppl {:.2f}", done, tc.steps, last_val, std::exp(last_val));
       append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
     }

@@ -1,0 +1,76 @@
+#include "model/attention_plan.h"
+
+#include <algorithm>
+
+namespace extrap {
+namespace {
+
+std::vector<KeySegment> block_segments(int64_t q_begin, int64_t q_end, const KeyMask& mask) {
+  if (mask.window == 0) return {{0, q_end, 0}};
+  const int64_t window_begin = std::max<int64_t>(0, q_begin - mask.window + 1);
+  const int64_t sink_end = std::min(mask.sinks, q_end);
+  if (sink_end >= window_begin) return {{0, q_end, 0}};
+  std::vector<KeySegment> segments;
+  if (sink_end > 0) segments.push_back({0, sink_end, 0});
+  segments.push_back({window_begin, q_end, sink_end});
+  return segments;
+}
+
+// Cuts [begin, end) at the distances where rows of [q_begin, q_end) switch between passes: key j is
+// far for every row when q_begin - j >= far_from and near for every row when q_end - 1 - j < far_from.
+void add_spans(const KeySegment& segment, int64_t q_begin, int64_t q_end, int64_t far_from,
+               std::vector<KeySpan>& spans) {
+  if (far_from == 0) {
+    spans.push_back({segment.begin, segment.end, segment.column, Pass::kNear});
+    return;
+  }
+  const int64_t far_end = std::clamp(q_begin - far_from + 1, segment.begin, segment.end);
+  const int64_t near_begin = std::clamp(q_end - far_from, far_end, segment.end);
+  const auto add = [&](int64_t b, int64_t e, Pass pass) {
+    if (e > b) spans.push_back({b, e, segment.column + (b - segment.begin), pass});
+  };
+  add(segment.begin, far_end, Pass::kFar);
+  add(far_end, near_begin, Pass::kMixed);
+  add(near_begin, segment.end, Pass::kNear);
+}
+
+}  // namespace
+
+int64_t BlockPlan::column_of(int64_t key) const {
+  for (const auto& s : segments) {
+    if (key >= s.begin && key < s.end) return s.column + (key - s.begin);
+  }
+  return -1;
+}
+
+int BlockPlan::visible_columns(int64_t i, const KeyMask& mask, int64_t out[2][2]) const {
+  // Visible keys: [lo, i] plus, with a window, the sinks [0, min(sinks, lo)). Both ranges lie inside
+  // one segment each (segments were built from the same bounds), so they map to column ranges.
+  const int64_t lo = mask.window == 0 ? 0 : std::max<int64_t>(0, i - mask.window + 1);
+  int count = 0;
+  const int64_t sink_end = std::min(mask.sinks, lo);
+  if (mask.window > 0 && sink_end > 0) {
+    out[count][0] = column_of(0);
+    out[count][1] = out[count][0] + sink_end;
+    ++count;
+  }
+  out[count][0] = column_of(lo);
+  out[count][1] = out[count][0] + (i + 1 - lo);
+  return count + 1;
+}
+
+std::vector<BlockPlan> plan_attention(int64_t length, int64_t block, const KeyMask& mask, int64_t far_from) {
+  std::vector<BlockPlan> plans;
+  for (int64_t q_begin = 0; q_begin < length; q_begin += block) {
+    BlockPlan plan{q_begin, std::min(length, q_begin + block), {}, {}, 0};
+    plan.segments = block_segments(plan.q_begin, plan.q_end, mask);
+    for (const auto& segment : plan.segments) {
+      add_spans(segment, plan.q_begin, plan.q_end, far_from, plan.spans);
+      plan.columns += segment.end - segment.begin;
+    }
+    plans.push_back(std::move(plan));
+  }
+  return plans;
+}
+
+}  // namespace extrap
