@@ -56,7 +56,20 @@ expect="use --resume" expect_error "$extrap" train --config "$work/tiny.json" --
 [ -f "$work/run/DONE" ] || fail "resumed run did not finish"
 
 "$extrap" eval --run "$work/run" --lengths 32,64 --max-tokens 256 --threads 1 >/dev/null 2>&1 || fail "eval"
-grep -q '"schema": "extrap.eval/1"' "$work/run/results/eval.json" || fail "results schema"
+grep -q '"schema": "extrap.eval/2"' "$work/run/results/eval.json" || fail "results schema"
 "$extrap" report "$work/run" --format csv | grep -q '^run,scheme,train,32,64$' || fail "report csv header"
+
+# Several protocols in one call: one column per (length, protocol) in the report.
+"$extrap" eval --run "$work/run" --lengths 32,64 --max-tokens 256 --protocol nonoverlap,repeated \
+  --out "$work/multi.json" --threads 1 >/dev/null 2>&1 || fail "eval --protocol nonoverlap,repeated"
+"$extrap" report "$work/multi.json" --format csv --metric acc --part copy |
+  grep -q '^run,scheme,train,32 nonoverlap,32 repeated,64 nonoverlap,64 repeated$' || fail "report protocol columns"
+results_before=$(cat "$work/run/results/eval.json")
+expect='"bogus" is not a protocol' expect_error "$extrap" eval --run "$work/run" --lengths 32 --protocol nonoverlap,bogus
+expect="--stride 64 is not in" expect_error "$extrap" eval --run "$work/run" --lengths 32,64 --protocol sliding --stride 64
+expect="--stride 0 is not in" expect_error "$extrap" eval --run "$work/run" --lengths 32 --protocol sliding --stride 0
+expect="--stride applies only to --protocol sliding" expect_error "$extrap" eval --run "$work/run" --lengths 32 --stride 8
+expect="is long enough for length 4096" expect_error "$extrap" eval --run "$work/run" --lengths 32,4096 --protocol suffix
+[ "$results_before" = "$(cat "$work/run/results/eval.json")" ] || fail "a refused eval rewrote the results"
 expect="expected table, markdown or csv" expect_error "$extrap" report "$work/run" --format html
 echo "cli_test: ok"

@@ -384,13 +384,16 @@ TEST_F(TrainEvalTest, EvaluateAtTwoLengths) {
   EXPECT_EQ(document.at("run").at("checkpoint_step"), 8);
   EXPECT_EQ(document.at("data").at("split"), "test");
   EXPECT_EQ(document.at("data").at("trained_on_same_dataset"), true);
-  EXPECT_EQ(document.at("protocol").at("tokens_scored"), 256);
+  ASSERT_EQ(document.at("protocols").size(), 1u);
+  EXPECT_EQ(document.at("protocols")[0].at("name"), "nonoverlap");
+  EXPECT_EQ(document.at("protocols")[0].at("tokens_scored"), 256);
   const auto& results = document.at("results");
   ASSERT_EQ(results.size(), 2u);
   for (const auto& entry : results) {
     const int64_t length = entry.at("length").get<int64_t>();
     SCOPED_TRACE(length);
     ASSERT_EQ(entry.at("status"), "ok");
+    EXPECT_EQ(entry.at("protocol"), "nonoverlap");
     EXPECT_EQ(entry.at("tokens"), 256);
     EXPECT_EQ(entry.at("windows"), 256 / length);
     const double nll = entry.at("nll").get<double>();
@@ -489,6 +492,131 @@ TEST_F(TrainEvalTest, ReportRendersEveryFormat) {
   EXPECT_EQ(render_report({rope}, "beyond_ppl", TableFormat::Csv),
             std::string("run,scheme,train,32,64\ntiny,rope,32,-,") + beyond64 + "\n");
   EXPECT_TRUE(contains(user_error_message([&] { render_report({rope}, "loss", TableFormat::Csv); }), "--metric"));
+}
+
+TEST_F(TrainEvalTest, EvaluateEveryProtocol) {
+  auto options = eval_options(run_a(), "protocols.json");
+  options.protocols = {"nonoverlap", "sliding", "suffix", "repeated"};
+  const json document = eval_quietly(options);
+  EXPECT_NO_THROW(validate_results(document, "protocols.json"));
+  EXPECT_EQ(load_results(root_ / "results" / "protocols.json"), document);
+  ASSERT_EQ(document.at("protocols").size(), 4u);
+  const json& suffix = document.at("protocols")[2];
+  EXPECT_EQ(suffix.at("name"), "suffix");
+  EXPECT_EQ(suffix.at("suffix_targets"), 32);  // the training length
+  EXPECT_EQ(suffix.at("source"), "documents");
+  EXPECT_EQ(suffix.at("sample_tokens"), 65);
+  const int64_t samples = suffix.at("samples").get<int64_t>();
+  EXPECT_EQ(samples, std::min<int64_t>(suffix.at("available_samples").get<int64_t>(), 256 / 32));
+  EXPECT_GE(samples, 1);
+  EXPECT_EQ(suffix.at("tokens_scored"), samples * 32);
+
+  const auto& results = document.at("results");
+  ASSERT_EQ(results.size(), 8u);  // protocol-major: 4 protocols x lengths 32, 64
+  std::map<std::pair<std::string, int64_t>, json> rows;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const json& entry = results[i];
+    EXPECT_EQ(entry.at("protocol"), document.at("protocols")[i / 2].at("name"));
+    EXPECT_EQ(entry.at("length"), i % 2 == 0 ? 32 : 64);
+    ASSERT_EQ(entry.at("status"), "ok") << entry;
+    EXPECT_TRUE(std::isfinite(entry.at("nll").get<double>()));
+    int64_t bucket_tokens = 0;
+    for (const auto& bucket : entry.at("position_buckets")) bucket_tokens += bucket.at("tokens").get<int64_t>();
+    EXPECT_EQ(bucket_tokens, entry.at("tokens").get<int64_t>()) << entry.at("protocol");
+    rows[{entry.at("protocol").get<std::string>(), entry.at("length").get<int64_t>()}] = entry;
+  }
+  for (int64_t length : {32, 64}) {
+    SCOPED_TRACE(length);
+    const json& sliding = rows.at({"sliding", length});
+    EXPECT_EQ(sliding.at("stride"), length / 2);
+    EXPECT_EQ(sliding.at("first_scored_target"), length / 2);
+    EXPECT_EQ(sliding.at("tokens"), 256 - length / 2);
+    // Positions before length - stride are never scored.
+    for (const auto& bucket : sliding.at("position_buckets")) {
+      if (bucket.at("end").get<int64_t>() <= length / 2) {
+        EXPECT_EQ(bucket.at("tokens"), 0);
+      }
+    }
+    EXPECT_EQ(rows.at({"suffix", length}).at("tokens"), samples * 32);
+    EXPECT_EQ(rows.at({"suffix", length}).at("windows"), samples);
+    const json& repeated = rows.at({"repeated", length});
+    const int64_t h = length / 2;
+    EXPECT_EQ(repeated.at("copy_offset"), h);
+    EXPECT_EQ(repeated.at("tokens"), 256);
+    const int64_t windows = repeated.at("windows").get<int64_t>();
+    EXPECT_EQ(windows, 256 / length);
+    EXPECT_EQ(repeated.at("natural").at("tokens"), windows * (h - 1));
+    EXPECT_EQ(repeated.at("copy").at("tokens"), windows * (length - h + 1));
+    const double whole = repeated.at("nll").get<double>() * 256;
+    const double parts = repeated.at("natural").at("nll").get<double>() * double(windows * (h - 1)) +
+                         repeated.at("copy").at("nll").get<double>() * double(windows * (length - h + 1));
+    EXPECT_NEAR(whole, parts, 1e-6 * whole);
+  }
+  // At length 32 = the suffix targets, the suffix window is exactly the scored targets with no
+  // extra context; at 64 the same targets get 32 more tokens of context.
+  EXPECT_EQ(rows.at({"suffix", 32}).at("position_buckets").back().at("tokens"), samples * 16);
+
+  // Sliding with stride = length is the nonoverlap protocol.
+  options = eval_options(run_a(), "sliding_full_stride.json");
+  options.protocols = {"sliding"};
+  options.protocol_params.stride = 32;
+  options.lengths = {32};
+  const json full_stride = eval_quietly(options);
+  EXPECT_EQ(full_stride.at("results")[0].at("tokens"), 256);
+  EXPECT_NEAR(full_stride.at("results")[0].at("nll").get<double>(), rows.at({"nonoverlap", 32}).at("nll").get<double>(),
+              1e-9);
+
+  // The report shows one column per (length, protocol) and the repeated window's parts.
+  const std::string csv = render_report({document}, "acc", TableFormat::Csv);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "run,scheme,train,32 nonoverlap,32 sliding,32 suffix,32 repeated,64 nonoverlap,64 sliding,64 suffix,64 "
+            "repeated");
+  const std::string copy = render_report({document}, "acc", TableFormat::Csv, "copy");
+  char copy32[32];
+  std::snprintf(copy32, sizeof copy32, "%.2f%%", 100.0 * rows.at({"repeated", 32}).at("copy").at("accuracy").get<double>());
+  EXPECT_TRUE(contains(copy, std::string("tiny,rope,32,-,-,-,") + copy32 + ",")) << copy;
+  const std::string table = render_report({document}, "ppl", TableFormat::Terminal);
+  for (const char* part : {"protocol nonoverlap: 256 targets", "protocol sliding: stride length/2",
+                           "protocol suffix: the same last 32 targets", "protocol repeated"}) {
+    EXPECT_TRUE(contains(table, part)) << part << " missing from:\n" << table;
+  }
+  EXPECT_TRUE(contains(user_error_message([&] { render_report({document}, "ppl", TableFormat::Csv, "tail"); }),
+                       "--part"));
+}
+
+TEST_F(TrainEvalTest, ProtocolErrorsComeBeforeAnyWork) {
+  auto options = eval_options(run_a(), "bad_protocol.json");
+  options.protocols = {"suffix"};
+  options.lengths = {32, 4096};  // the generated documents have at most ~1100 tokens
+  const std::string message = user_error_message([&] { eval_quietly(options); });
+  EXPECT_TRUE(contains(message, "length 4096")) << message;
+  EXPECT_TRUE(contains(message, "the longest of the 3 (doc")) << message;
+  options.protocols = {"sliding"};
+  options.lengths = {32};
+  options.protocol_params.stride = 33;
+  EXPECT_TRUE(contains(user_error_message([&] { eval_quietly(options); }), "--stride 33 is not in [1, 32]"));
+  EXPECT_FALSE(fs::exists(root_ / "results" / "bad_protocol.json"));
+}
+
+TEST_F(TrainEvalTest, ReportReadsTheFirstSchema) {
+  const json current = eval_quietly(eval_options(run_a(), "v2.json"));
+  // The same results as extrap.eval/1 wrote them: one top-level protocol, rows without a protocol.
+  json old = current;
+  old["schema"] = "extrap.eval/1";
+  old["protocol"] = current["protocols"][0];
+  old["protocol"]["train_length"] = 32;
+  old.erase("protocols");
+  for (auto& entry : old["results"]) entry.erase("protocol");
+  const fs::path file = root_ / "results" / "v1.json";
+  write_json_atomic(file, old);
+  const json upgraded = load_results(file);
+  EXPECT_EQ(upgraded.at("upgraded_from"), "extrap.eval/1");
+  json without_note = upgraded;
+  without_note.erase("upgraded_from");
+  EXPECT_EQ(without_note, current);
+  EXPECT_EQ(render_report({upgraded}, "ppl", TableFormat::Csv), render_report({current}, "ppl", TableFormat::Csv));
+  // validate_results itself names the schema it expects.
+  EXPECT_TRUE(contains(user_error_message([&] { validate_results(old, "v1.json"); }), "expected extrap.eval/2"));
 }
 
 }  // namespace

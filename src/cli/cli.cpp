@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -107,14 +108,24 @@ int run_cli(int argc, char** argv) {
   eval_cmd->add_option("--out", eval_options.out, "results file (default RUN/results/eval.json)");
   eval_cmd->add_option("--data", eval_options.dataset, "dataset directory (default: the run's)");
   eval_cmd->add_option("--batch-tokens", eval_options.batch_tokens, "tokens per forward pass")->check(CLI::PositiveNumber);
+  std::string protocols = "nonoverlap";
+  eval_cmd->add_option("--protocol", protocols,
+                       "nonoverlap (default), sliding, suffix or repeated; several separated by commas");
+  auto* stride_option = eval_cmd->add_option("--stride", eval_options.protocol_params.stride,
+                                             "sliding: window stride in [1, length] (default length/2)");
+  auto* suffix_targets_option = eval_cmd->add_option("--suffix-targets", eval_options.protocol_params.suffix_targets,
+                                                     "suffix: targets scored per sample (default: training length)");
+  eval_cmd->add_option("--suffix-source", eval_options.protocol_params.suffix_source,
+                       "suffix: documents (default) or stream");
   add_runtime(eval_cmd);
 
   std::vector<std::string> report_inputs;
-  std::string format = "table", metric = "ppl";
-  auto* report_cmd = app.add_subcommand("report", "compare runs: a runs x lengths table");
+  std::string format = "table", metric = "ppl", part = "window";
+  auto* report_cmd = app.add_subcommand("report", "compare runs: a runs x (length, protocol) table");
   report_cmd->add_option("inputs", report_inputs, "run directories or results files")->required();
   report_cmd->add_option("--format", format, "table, markdown or csv");
   report_cmd->add_option("--metric", metric, "ppl, bpb, nll, acc or beyond_ppl");
+  report_cmd->add_option("--part", part, "window (default), natural or copy (repeated windows), beyond (past train length)");
 
   bool schemes_json = false;
   auto* schemes_cmd = app.add_subcommand("schemes", "list the registered position schemes and their parameters");
@@ -153,13 +164,28 @@ int run_cli(int argc, char** argv) {
       train(train_options);
     } else if (*eval_cmd) {
       eval_options.lengths = parse_lengths(lengths);
+      eval_options.protocols = parse_protocol_names(protocols);
+      if (stride_option->count() && eval_options.protocol_params.stride < 1) {
+        throw UserError("--stride " + std::to_string(eval_options.protocol_params.stride) +
+                        " is not in [1, length]");
+      }
+      if (suffix_targets_option->count() && eval_options.protocol_params.suffix_targets < 1) {
+        throw UserError("--suffix-targets " + std::to_string(eval_options.protocol_params.suffix_targets) +
+                        " is not a positive count");
+      }
       eval_options.device = device;
       const auto document = evaluate(eval_options);
       std::cout << "\n" << render_report({document}, "ppl", TableFormat::Terminal);
+      if (std::find(eval_options.protocols.begin(), eval_options.protocols.end(), "repeated") !=
+          eval_options.protocols.end()) {
+        for (const char* part : {"natural", "copy"}) {
+          std::cout << "\n" << render_report({document}, "acc", TableFormat::Terminal, part);
+        }
+      }
     } else if (*report_cmd) {
       std::vector<nlohmann::json> documents;
       for (const auto& input : report_inputs) documents.push_back(load_results(input));
-      std::cout << render_report(documents, metric, parse_table_format(format));
+      std::cout << render_report(documents, metric, parse_table_format(format), part);
     } else if (*schemes_cmd) {
       print_schemes(schemes_json);
     } else if (*bench_cmd) {

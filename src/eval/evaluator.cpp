@@ -39,17 +39,26 @@ nlohmann::json summarize(const torch::Tensor& nll, const torch::Tensor& correct,
           {"accuracy", correct.sum().item<double>() / tokens}};
 }
 
-void score_batch(GPT& model, const std::vector<uint16_t>& stream, const std::vector<EvalWindow>& windows,
-                 int64_t length, const Positions& positions, const torch::Device& device, PositionTotals& totals) {
+// What every scoring pass of one evaluation shares.
+struct ScoringContext {
+  const std::vector<uint16_t>& stream;
+  int64_t train_length = 0;
+  int64_t batch_tokens = 0;
+  torch::Device device = torch::kCPU;
+};
+
+// Runs one batch of windows (all of plan length) and adds their scored targets to `totals`.
+void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t length, const Positions& positions,
+                 const ScoringContext& context, PositionTotals& totals) {
   const int64_t rows = int64_t(windows.size());
   auto batch = torch::empty({rows, length + 1}, torch::kInt64);
   auto mask = torch::zeros({rows, length}, torch::kFloat64);
   auto* out = batch.data_ptr<int64_t>();
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t t = 0; t <= length; ++t) out[r * (length + 1) + t] = stream[windows[r].start + t];
+    for (int64_t t = 0; t <= length; ++t) out[r * (length + 1) + t] = context.stream[stream_index(windows[r], t)];
     mask[r].slice(0, windows[r].score_from, length).fill_(1.0);
   }
-  batch = batch.to(device);
+  batch = batch.to(context.device);
   auto logits = model->forward(batch.slice(1, 0, length), positions);
   auto targets = batch.slice(1, 1, length + 1);
   auto nll = -torch::log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
@@ -59,42 +68,66 @@ void score_batch(GPT& model, const std::vector<uint16_t>& stream, const std::vec
   totals.count += mask.sum(0);
 }
 
-nlohmann::json evaluate_length(GPT& model, const std::vector<uint16_t>& stream, int64_t tokens, int64_t length,
-                               int64_t train_length, int64_t batch_tokens, const torch::Device& device) {
-  const auto windows = nonoverlap_windows(tokens, length);
-  const auto positions = Positions::arange(length, device);
-  const int64_t per_batch = std::max<int64_t>(1, batch_tokens / length);
+nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, int64_t end) {
+  return summarize(totals.nll.slice(0, begin, end), totals.correct.slice(0, begin, end),
+                   totals.count.slice(0, begin, end));
+}
+
+// Scores every window of one (protocol, length) plan with `model`: the metrics of its result row.
+nlohmann::json score_plan(GPT& model, const LengthPlan& plan, const ScoringContext& context) {
+  const int64_t length = plan.length;
+  const auto positions = Positions::arange(length, context.device);
+  const std::size_t per_batch = std::max<int64_t>(1, context.batch_tokens / length);
   PositionTotals totals(length);
   const auto start = std::chrono::steady_clock::now();
-  for (std::size_t b = 0; b < windows.size(); b += per_batch) {
-    std::vector<EvalWindow> chunk(windows.begin() + b, windows.begin() + std::min(windows.size(), b + per_batch));
-    score_batch(model, stream, chunk, length, positions, device, totals);
+  for (std::size_t b = 0; b < plan.windows.size(); b += per_batch) {
+    const std::vector<EvalWindow> chunk(plan.windows.begin() + b,
+                                        plan.windows.begin() + std::min(plan.windows.size(), b + per_batch));
+    score_batch(model, chunk, length, positions, context, totals);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  nlohmann::json result = summarize(totals.nll, totals.correct, totals.count);
-  result["length"] = length;
-  result["status"] = "ok";
-  result["windows"] = int64_t(windows.size());
-  result["seconds"] = seconds;
-  result["tokens_per_s"] = double(tokens) / seconds;
-  result["peak_rss_mib"] = peak_rss_mib();
-  if (length > train_length) {
-    const int64_t n = length - train_length;
-    result["beyond_train"] = summarize(totals.nll.slice(0, train_length).narrow(0, 0, n),
-                                       totals.correct.slice(0, train_length).narrow(0, 0, n),
-                                       totals.count.slice(0, train_length).narrow(0, 0, n));
+  nlohmann::json result = summarize_positions(totals, 0, length);
+  if (result.at("tokens").get<int64_t>() != plan.tokens) {
+    throw std::logic_error("eval: scored " + result.at("tokens").dump() + " targets, the plan says " +
+                           std::to_string(plan.tokens));
   }
+  result.update(plan.fields);
+  result["status"] = "ok";
+  result["windows"] = int64_t(plan.windows.size());
+  result["seconds"] = seconds;
+  result["tokens_per_s"] = double(plan.tokens) / seconds;
+  result["peak_rss_mib"] = peak_rss_mib();
+  if (length > context.train_length) result["beyond_train"] = summarize_positions(totals, context.train_length, length);
+  for (const auto& part : plan.parts) result[part.name] = summarize_positions(totals, part.begin, part.end);
   nlohmann::json buckets = nlohmann::json::array();
   for (const auto& [begin, end] : position_buckets(length)) {
-    nlohmann::json bucket = summarize(totals.nll.slice(0, begin, end), totals.correct.slice(0, begin, end),
-                                      totals.count.slice(0, begin, end));
+    nlohmann::json bucket = summarize_positions(totals, begin, end);
     bucket["begin"] = begin;
     bucket["end"] = end;
     buckets.push_back(bucket);
   }
   result["position_buckets"] = buckets;
   return result;
+}
+
+nlohmann::json unsupported(const std::string& why) { return {{"status", "unsupported"}, {"error", why}}; }
+
+// The result row of one protocol at one length for `model` (a loop over model variants can wrap
+// this).
+nlohmann::json evaluate_length(GPT& model, const std::string& scheme, const Protocol& protocol, int64_t length,
+                               const ScoringContext& context) {
+  nlohmann::json row;
+  if (model->max_length() > 0 && length > model->max_length()) {
+    row = unsupported(scheme + " positions cover only " + std::to_string(model->max_length()) +
+                      " positions; cannot evaluate length " + std::to_string(length));
+  } else {
+    const LengthPlan plan = plan_length(protocol, length);
+    row = plan.unsupported.empty() ? score_plan(model, plan, context) : unsupported(plan.unsupported);
+  }
+  row["protocol"] = protocol.name;
+  row["length"] = length;
+  return row;
 }
 
 }  // namespace
@@ -114,7 +147,16 @@ nlohmann::json evaluate(const EvalOptions& options) {
   const fs::path dataset_dir = options.dataset.empty() ? fs::path(config.data.dataset) : options.dataset;
   const Dataset dataset = Dataset::load(dataset_dir);
   const auto& stream = dataset.split(options.split);
-  const int64_t tokens = std::min<int64_t>(options.max_tokens, int64_t(stream.size()) - 1);
+  SplitInfo split;
+  split.name = options.split;
+  split.tokens = int64_t(stream.size());
+  for (const auto& document : dataset.documents()) {
+    if (document.split != options.split) continue;
+    split.documents.push_back({document.offset, document.offset + document.tokens});
+    split.document_names.push_back(document.name);
+  }
+  const auto protocols = make_protocols(options.protocols, options.protocol_params, options.lengths,
+                                        options.max_tokens, config.data.train_length, split);
   const torch::Device device = resolve_device(options.device);
 
   torch::NoGradGuard no_grad;
@@ -128,22 +170,16 @@ nlohmann::json evaluate(const EvalOptions& options) {
   if (fs::exists(options.run_dir / "run.json")) {
     trained_on = read_json_file(options.run_dir / "run.json").at("dataset").value("checksum", "");
   }
+  const ScoringContext context{stream, config.data.train_length, options.batch_tokens, device};
+  nlohmann::json protocol_list = nlohmann::json::array();
   nlohmann::json results = nlohmann::json::array();
-  for (int64_t length : options.lengths) {
-    nlohmann::json entry;
-    if (model->max_length() > 0 && length > model->max_length()) {
-      entry = {{"length", length}, {"status", "unsupported"},
-               {"error", config.position.scheme + " positions cover only " + std::to_string(model->max_length()) +
-                             " positions; cannot evaluate length " + std::to_string(length)}};
-    } else if (length > tokens) {
-      entry = {{"length", length}, {"status", "unsupported"},
-               {"error", "the " + options.split + " split has only " + std::to_string(tokens) +
-                             " scorable tokens, fewer than the length"}};
-    } else {
-      entry = evaluate_length(model, stream, tokens, length, config.data.train_length, options.batch_tokens, device);
+  for (const auto& protocol : protocols) {
+    protocol_list.push_back(protocol.to_json());
+    for (int64_t length : options.lengths) {
+      nlohmann::json row = evaluate_length(model, config.position.scheme, protocol, length, context);
+      spdlog::info("{} | {} | length {:>6} | {}", config.name, protocol.name, length, describe_result(row));
+      results.push_back(row);
     }
-    spdlog::info("{} | length {:>6} | {}", config.name, length, describe_result(entry));
-    results.push_back(entry);
   }
 
   nlohmann::json document = {
@@ -154,8 +190,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
                {"finished", run_is_done(options.run_dir)}, {"config", config.resolved}}},
       {"data", {{"dataset", dataset_dir.string()}, {"checksum", dataset.checksum()}, {"split", options.split},
                 {"split_tokens", int64_t(stream.size())}, {"trained_on_same_dataset", trained_on == dataset.checksum()}}},
-      {"protocol", {{"name", "nonoverlap"}, {"tokens_scored", tokens}, {"max_tokens", options.max_tokens},
-                    {"train_length", config.data.train_length}}},
+      {"protocols", protocol_list},
       {"device", options.device},
       {"threads", torch::get_num_threads()},
       {"results", results}};

@@ -5,21 +5,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/protocol.h"
+
 namespace extrap {
 
 struct EvalOptions {
   std::filesystem::path run_dir;
   std::vector<int64_t> lengths;
   std::string split = "test";
-  int64_t max_tokens = 65536;      // targets scored at every length (fewer if the split is shorter)
+  int64_t max_tokens = 65536;      // targets scored per length (see each protocol in docs/results.md)
+  std::vector<std::string> protocols{"nonoverlap"};  // each evaluated at every length
+  ProtocolParams protocol_params;  // --stride, --suffix-targets, --suffix-source
   std::filesystem::path out;       // default RUN/results/eval.json
   std::filesystem::path dataset;   // default: the run's data.dataset
   std::string device = "cpu";
   int64_t batch_tokens = 16384;    // windows per forward = max(1, batch_tokens / length)
 };
 
-// Evaluates the run's latest checkpoint at each length (see docs/results.md for the JSON written)
-// and returns the results document.
+// Evaluates the run's latest checkpoint under each protocol at each length (see docs/results.md
+// for the JSON written) and returns the results document.
 nlohmann::json evaluate(const EvalOptions& options);
 
 }  // namespace extrap
