@@ -1,13 +1,25 @@
 // RoPE (Su et al.): rotate each (x_t, x_{t+d/2}) pair of q and k by position * theta_t with
 // theta_t = base^(-2t/d) ("rotate-half" pairing, as in GPT-NeoX / LLaMA and the ReRoPE reference
 // code), so that q_i . k_j depends only on i - j. Angles are computed in float64 (spec §7.6).
+//
+// Partial rotary (GPT-NeoX's rotary_ndims): only the first r = rotary_dims dimensions of each head
+// rotate, pairing t with t + r/2 and using d = r in every formula; dimensions r..head_dim-1 pass through.
+//
+// Frequency scaling for longer contexts (extension factor s, spec §3.8, §3.9, §3.14): every variant
+// changes only theta (PI, NTK-old/aware/fixed/mixed, dynamic NTK, YaRN's by-parts ramp) plus, for
+// YaRN, a constant logit temperature. The model is rebuilt per evaluated length, so the factor derived
+// from that length is fixed for the life of a Rope object.
 #include "position/rope.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
 
 namespace extrap {
 
-torch::Tensor rope_inverse_frequencies(int64_t head_dim, double base, const torch::TensorOptions& options) {
-  auto t = torch::arange(0, head_dim / 2, options.dtype(torch::kFloat64));
-  return torch::pow(torch::tensor(base, options.dtype(torch::kFloat64)), -2.0 * t / double(head_dim));
+torch::Tensor rope_inverse_frequencies(int64_t dims, double base, const torch::TensorOptions& options) {
+  auto t = torch::arange(0, dims / 2, options.dtype(torch::kFloat64));
+  return torch::pow(torch::tensor(base, options.dtype(torch::kFloat64)), -2.0 * t / double(dims));
 }
 
 torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
@@ -20,42 +32,202 @@ torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, cons
   return torch::addcmul(x * cos, swapped, sin);
 }
 
-Rope::Rope(int64_t head_dim, double base) : head_dim_(head_dim), base_(base) {}
+namespace {
+
+struct ScalingName {
+  RopeScaling scaling;
+  const char* name;
+};
+constexpr ScalingName kScalingNames[] = {
+    {RopeScaling::kNone, "none"},           {RopeScaling::kPi, "pi"},
+    {RopeScaling::kNtkOld, "ntk_old"},      {RopeScaling::kNtkAware, "ntk_aware"},
+    {RopeScaling::kNtkFixed, "ntk_fixed"},  {RopeScaling::kNtkMixed, "ntk_mixed"},
+    {RopeScaling::kDynamicNtk, "dynamic_ntk"}, {RopeScaling::kYarn, "yarn"},
+};
+
+// theta_t * f_t with f computed in double per t (std::pow / std::exp, so f_t = 1 exactly when s = 1).
+template <typename F>
+torch::Tensor scaled(const torch::Tensor& theta, F per_t) {
+  auto out = theta.clone();
+  auto* p = out.data_ptr<double>();
+  for (int64_t t = 0; t < out.numel(); ++t) p[t] *= per_t(t, p[t]);
+  return out;
+}
+
+}  // namespace
+
+RopeScaling parse_rope_scaling(const std::string& name) {
+  std::string known;
+  for (const auto& s : kScalingNames) {
+    if (name == s.name) return s.scaling;
+    known += (known.empty() ? "" : ", ") + std::string(s.name);
+  }
+  reject_param("scaling", "unknown scaling \"" + name + "\" (one of " + known + ")");
+}
+
+const char* rope_scaling_name(RopeScaling scaling) {
+  for (const auto& s : kScalingNames) {
+    if (s.scaling == scaling) return s.name;
+  }
+  return "?";
+}
+
+double rope_extension_factor(const RopeSpec& spec, int64_t context_length) {
+  if (spec.factor > 0) return spec.factor;
+  if (spec.scaling == RopeScaling::kDynamicNtk || spec.train_length <= 0) return 1.0;
+  return std::max(1.0, double(context_length) / double(spec.train_length));
+}
+
+torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length) {
+  const int64_t d = spec.dims();
+  const double dd = double(d);
+  const double s = rope_extension_factor(spec, context_length);
+  const auto theta = rope_inverse_frequencies(d, spec.base, torch::TensorOptions());
+  // d/(d-2): the base exponent that interpolates the lowest frequency by exactly s. With d = 2 the
+  // only frequency is base^0 = 1 whatever the base, so base changes do nothing.
+  const auto with_base_factor = [&](double kappa_exponent_base) {
+    if (d <= 2) return theta;
+    return rope_inverse_frequencies(d, spec.base * std::pow(kappa_exponent_base, dd / (dd - 2.0)), torch::TensorOptions());
+  };
+  switch (spec.scaling) {
+    case RopeScaling::kNone:
+      return theta;
+    case RopeScaling::kPi:  // p -> p / s, i.e. theta / s
+      return theta / s;
+    case RopeScaling::kNtkOld:  // base -> base * s
+      return rope_inverse_frequencies(d, spec.base * s, torch::TensorOptions());
+    case RopeScaling::kNtkAware:  // base -> base * s^(d/(d-2))
+      return with_base_factor(s);
+    case RopeScaling::kNtkFixed:  // theta_m / lambda^m, lambda = s^(2/d), m = t + 1
+      return scaled(theta, [&](int64_t t, double) { return std::pow(s, -2.0 * double(t + 1) / dd); });
+    case RopeScaling::kNtkMixed: {  // theta_t * exp(-a (t+1)^b), a = ln s / (d/2)^b
+      const double b = spec.mixed_exponent;
+      const double a = std::log(s) / std::pow(dd / 2.0, b);
+      return scaled(theta, [&](int64_t t, double) { return std::exp(-a * std::pow(double(t + 1), b)); });
+    }
+    case RopeScaling::kDynamicNtk: {  // HF: base * (s len / L - (s - 1))^(d/(d-2)) once len > L
+      if (spec.train_length <= 0 || context_length <= spec.train_length) return theta;
+      return with_base_factor(s * double(context_length) / double(spec.train_length) - (s - 1.0));
+    }
+    case RopeScaling::kYarn: {  // [gamma + (1 - gamma)/s] theta, gamma a ramp on r = L theta / (2 pi)
+      const double alpha = spec.yarn_alpha, beta = spec.yarn_beta;
+      const double pi = std::acos(-1.0);
+      return scaled(theta, [&](int64_t, double th) {
+        const double r = double(spec.train_length) * th / (2.0 * pi);
+        const double gamma = std::clamp((r - alpha) / (beta - alpha), 0.0, 1.0);
+        return 1.0 - (1.0 - gamma) * (1.0 - 1.0 / s);  // the same, and exactly 1 when s = 1
+      });
+    }
+  }
+  return theta;
+}
+
+double rope_logit_temperature(const RopeSpec& spec, int64_t context_length) {
+  if (spec.scaling != RopeScaling::kYarn || !spec.yarn_temperature) return 1.0;
+  const double s = rope_extension_factor(spec, context_length);
+  if (s <= 1.0) return 1.0;
+  const double m = 1.0 + 0.1 * std::log(s);  // YaRN's mscale, applied to q and k alike: logits * m^2
+  return m * m;
+}
+
+RopeSpec rope_spec_from_params(const nlohmann::json& p, const ModelShape& shape) {
+  RopeSpec spec;
+  spec.head_dim = shape.head_dim();
+  spec.train_length = shape.train_length;
+  spec.base = param<double>(p, "base");
+  if (!(spec.base > 1.0)) reject_param("base", "must be > 1, got " + std::to_string(spec.base));
+  spec.rotary_dims = param<int64_t>(p, "rotary_dims");
+  if (spec.rotary_dims < 0 || spec.rotary_dims % 2 != 0 || spec.rotary_dims > spec.head_dim) {
+    reject_param("rotary_dims", "must be 0 (the whole head) or an even number <= the head dimension " +
+                                    std::to_string(spec.head_dim) + ", got " + std::to_string(spec.rotary_dims));
+  }
+  if (spec.rotary_dims == 0 && spec.head_dim % 2 != 0) {
+    throw UserError("model.d_model / model.n_heads = " + std::to_string(spec.head_dim) +
+                    " is odd; rope rotates pairs and needs an even head dimension (or an even position.rotary_dims)");
+  }
+  if (spec.rotary_dims == spec.head_dim) spec.rotary_dims = 0;
+  return spec;
+}
+
+Rope::Rope(int64_t head_dim, double base) : Rope(RopeSpec{head_dim, 0, base}, 0) {}
+
+Rope::Rope(const RopeSpec& spec, int64_t context_length)
+    : head_dim_(spec.head_dim),
+      dims_(spec.dims()),
+      inv_freq_(rope_frequencies(spec, context_length)),
+      temperature_(rope_logit_temperature(spec, context_length)) {}
 
 std::pair<torch::Tensor, torch::Tensor> Rope::cos_sin(const Positions& positions) {
   const int64_t length = positions.size();
-  if (!positions.is_arange) return angles_to_cos_sin(positions.values);
+  if (!positions.is_arange) return cos_sin_at(positions.values);
   // Plain 0..T-1 positions: slice a cached table, grown to the longest length seen.
   if (!cos_cache_.defined() || cos_cache_.size(0) < length || cos_cache_.device() != positions.values.device()) {
-    std::tie(cos_cache_, sin_cache_) = angles_to_cos_sin(positions.values);
+    std::tie(cos_cache_, sin_cache_) = cos_sin_at(positions.values);
   }
   return {cos_cache_.narrow(0, 0, length), sin_cache_.narrow(0, 0, length)};
 }
 
-std::pair<torch::Tensor, torch::Tensor> Rope::angles_to_cos_sin(const torch::Tensor& positions) const {
-  auto inv_freq = rope_inverse_frequencies(head_dim_, base_, positions.options());
+std::pair<torch::Tensor, torch::Tensor> Rope::cos_sin_at(const torch::Tensor& positions) const {
+  auto inv_freq = inv_freq_.to(positions.device());
   auto angles = positions.to(torch::kFloat64).unsqueeze(1) * inv_freq.unsqueeze(0);  // [T, d/2]
   auto cos = angles.cos(), sin = angles.sin();
   return {torch::cat({cos, cos}, 1).to(torch::kFloat32), torch::cat({-sin, sin}, 1).to(torch::kFloat32)};
 }
 
-void Rope::transform_qk(QueryKey& qk, const Positions& positions) {
-  auto [cos, sin] = cos_sin(positions);
-  qk.q = rope_rotate(qk.q, cos, sin);
-  qk.k = rope_rotate(qk.k, cos, sin);
+torch::Tensor Rope::rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
+  if (dims_ == head_dim_) return rope_rotate(x, cos, sin);
+  return torch::cat({rope_rotate(x.narrow(-1, 0, dims_), cos, sin), x.narrow(-1, dims_, head_dim_ - dims_)}, -1);
 }
 
+void Rope::transform_qk(QueryKey& qk, const Positions& positions) {
+  auto [cos, sin] = cos_sin(positions);
+  qk.q = rotate(qk.q, cos, sin);
+  qk.k = rotate(qk.k, cos, sin);
+  if (temperature_ != 1.0) qk.q = qk.q * temperature_;  // YaRN: logits * (1 + 0.1 ln s)^2
+}
+
+namespace {
+
+std::shared_ptr<PositionScheme> make_rope(const nlohmann::json& p, const ModelShape& shape) {
+  RopeSpec spec = rope_spec_from_params(p, shape);
+  spec.scaling = parse_rope_scaling(param<std::string>(p, "scaling"));
+  spec.factor = param<double>(p, "factor");
+  if (!(spec.factor == 0.0 || spec.factor >= 1.0)) {
+    reject_param("factor", "must be 0 (derived from the evaluated length) or >= 1, got " + std::to_string(spec.factor));
+  }
+  if (spec.scaling == RopeScaling::kNone && spec.factor != 0.0) {
+    reject_param("factor", "has no effect with scaling \"none\" (choose a scaling, e.g. \"pi\" or \"yarn\")");
+  }
+  spec.mixed_exponent = param<double>(p, "mixed_exponent");
+  if (!(spec.mixed_exponent >= 0.0 && spec.mixed_exponent <= 1.0)) {
+    reject_param("mixed_exponent", "must be in [0, 1] (0 is PI, 1 is ntk_fixed), got " +
+                                       std::to_string(spec.mixed_exponent));
+  }
+  spec.yarn_alpha = param<double>(p, "yarn_alpha");
+  spec.yarn_beta = param<double>(p, "yarn_beta");
+  if (!(spec.yarn_alpha >= 0.0)) reject_param("yarn_alpha", "must be >= 0, got " + std::to_string(spec.yarn_alpha));
+  if (!(spec.yarn_beta > spec.yarn_alpha)) {
+    reject_param("yarn_beta", "must be > yarn_alpha (" + std::to_string(spec.yarn_alpha) + "), got " +
+                                  std::to_string(spec.yarn_beta));
+  }
+  spec.yarn_temperature = param<bool>(p, "yarn_temperature");
+  return std::make_shared<Rope>(spec, shape.context());
+}
+
+}  // namespace
+
 EXTRAP_REGISTER_SCHEME(rope, SchemeInfo{
-    "rope", "rotary position embedding on queries and keys; scores depend only on i - j",
-    "Su et al. 2021, RoFormer", {{"base", 10000.0, "rotation base b in theta_t = b^(-2t/d)"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      const double base = param<double>(p, "base");
-      if (!(base > 1.0)) reject_param("base", "must be > 1, got " + std::to_string(base));
-      if (shape.head_dim() % 2 != 0) {
-        throw UserError("model.d_model / model.n_heads = " + std::to_string(shape.head_dim()) +
-                        " is odd; rope rotates pairs and needs an even head dimension");
-      }
-      return std::make_shared<Rope>(shape.head_dim(), base);
-    }, kQueryKeyHook, false, true});
+    "rope", "rotary position embedding on queries and keys (optionally partial, with PI/NTK/YaRN frequency scaling)",
+    "Su et al. 2021, RoFormer; PI: Chen et al. 2023; NTK: bloc97 / Su 2023; YaRN: Peng et al. 2023",
+    {{"base", 10000.0, "rotation base b in theta_t = b^(-2t/d)"},
+     {"rotary_dims", 0, "rotated dimensions per head, the first ones (even); 0 = the whole head"},
+     {"scaling", "none",
+      "frequency scaling: none | pi | ntk_old | ntk_aware | ntk_fixed | ntk_mixed | dynamic_ntk | yarn"},
+     {"factor", 0.0, "extension factor s; 0 = max(1, evaluated length / train_length) (1 for dynamic_ntk)"},
+     {"mixed_exponent", 0.625, "ntk_mixed: exponent b in exp(-a (t+1)^b)"},
+     {"yarn_alpha", 1.0, "yarn: ramp start (rotations per training length below which theta is fully interpolated)"},
+     {"yarn_beta", 32.0, "yarn: ramp end (rotations above which theta is unchanged)"},
+     {"yarn_temperature", true, "yarn: multiply the logits by (1 + 0.1 ln s)^2"}},
+    make_rope, kQueryKeyHook, false, true});
 
 }  // namespace extrap

@@ -1,26 +1,72 @@
 #pragma once
-// RoPE building blocks, shared with tests and (later) with the inference-time RoPE variants.
+// RoPE and its frequency-scaling family (PI, NTK variants, dynamic NTK, YaRN), shared with the other
+// rotary schemes (rerope.cpp, xpos.cpp) and with the tests.
+#include <string>
+
 #include "common/error.h"
 #include "position/scheme.h"
 
 namespace extrap {
 
-// theta_t = base^(-2t/head_dim), t = 0..head_dim/2-1, float64.
-torch::Tensor rope_inverse_frequencies(int64_t head_dim, double base, const torch::TensorOptions& options);
-// Rotates x[..., T, head_dim] with the full-width tables of Rope::cos_sin: [cos, cos] and [-sin, sin].
+// theta_t = base^(-2t/dims), t = 0..dims/2-1, float64.
+torch::Tensor rope_inverse_frequencies(int64_t dims, double base, const torch::TensorOptions& options);
+// Rotates x[..., T, dims] with the full-width tables of Rope::cos_sin: [cos, cos] and [-sin, sin].
 torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+// How the rotation frequencies change with the extension factor s (spec §3.8, §3.9, §3.14).
+enum class RopeScaling { kNone, kPi, kNtkOld, kNtkAware, kNtkFixed, kNtkMixed, kDynamicNtk, kYarn };
+
+// Throws UserError("position.scaling: ...") listing the accepted names.
+RopeScaling parse_rope_scaling(const std::string& name);
+const char* rope_scaling_name(RopeScaling scaling);
+
+// Everything that fixes a RoPE variant's frequencies, except the length it is built for.
+struct RopeSpec {
+  int64_t head_dim = 0;
+  int64_t rotary_dims = 0;  // rotated dimensions per head (the first ones); 0: all of head_dim
+  double base = 10000.0;
+  RopeScaling scaling = RopeScaling::kNone;
+  double factor = 0.0;  // s; 0: derived per built length (max(1, context / train_length); 1 for dynamic_ntk)
+  double mixed_exponent = 0.625;  // b of NTK-mixed
+  double yarn_alpha = 1.0, yarn_beta = 32.0;
+  bool yarn_temperature = true;
+  int64_t train_length = 0;
+  int64_t dims() const { return rotary_dims > 0 ? rotary_dims : head_dim; }
+};
+
+// The extension factor s the scaling uses when the model is built for `context_length` tokens.
+double rope_extension_factor(const RopeSpec& spec, int64_t context_length);
+// theta_t after scaling, float64 [dims/2] on the CPU. With s = 1 every scaling returns exactly the
+// plain frequencies (and dynamic_ntk does whenever context_length <= train_length).
+torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length);
+// The factor multiplying the logits (applied to the queries): YaRN's (1 + 0.1 ln s)^2 when
+// yarn_temperature is on and s > 1; 1 otherwise.
+double rope_logit_temperature(const RopeSpec& spec, int64_t context_length);
+
+// Reads and checks `base` and `rotary_dims` (params shared by every rotary scheme); the head
+// dimension must be even when the whole head rotates.
+RopeSpec rope_spec_from_params(const nlohmann::json& params, const ModelShape& shape);
 
 class Rope : public PositionScheme {
  public:
-  Rope(int64_t head_dim, double base);
+  Rope(int64_t head_dim, double base);  // plain RoPE over the whole head
+  Rope(const RopeSpec& spec, int64_t context_length);
   void transform_qk(QueryKey& qk, const Positions& positions) override;
-  // float32 tables [T, head_dim] for these positions: [cos, cos] and [-sin, sin] over the two halves.
+  // float32 tables [T, dims] for these positions: [cos, cos] and [-sin, sin] over the two halves of
+  // the rotated dimensions; cached for 0..T-1.
   std::pair<torch::Tensor, torch::Tensor> cos_sin(const Positions& positions);
+  // The same tables for any float64 positions [T] (no cache).
+  std::pair<torch::Tensor, torch::Tensor> cos_sin_at(const torch::Tensor& positions) const;
+  // Rotates the first dims() dimensions of x [..., T, head_dim] with tables from cos_sin; the rest pass through.
+  torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;
+  const torch::Tensor& inverse_frequencies() const { return inv_freq_; }  // float64 [dims/2], CPU
+  double logit_temperature() const { return temperature_; }
+  int64_t dims() const { return dims_; }
 
  private:
-  std::pair<torch::Tensor, torch::Tensor> angles_to_cos_sin(const torch::Tensor& positions) const;
-  int64_t head_dim_;
-  double base_;
+  int64_t head_dim_, dims_;
+  torch::Tensor inv_freq_;
+  double temperature_ = 1.0;
   torch::Tensor cos_cache_, sin_cache_;
 };
 
