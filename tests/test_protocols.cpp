@@ -24,7 +24,11 @@ std::vector<int64_t> window_indices(const EvalWindow& window, int64_t length) {
 }
 
 SplitInfo split_of(int64_t tokens, std::vector<StreamRange> documents = {}) {
-  return SplitInfo{"test", tokens, std::move(documents)};
+  SplitInfo split;
+  split.name = "test";
+  split.tokens = tokens;
+  split.documents = std::move(documents);
+  return split;
 }
 
 TEST(SlidingProtocol, ScoresEveryTargetInRangeOnceWithEnoughContext) {
