@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "config/config.h"
+#include "position/scheme_info.h"
 #include "train/schedule.h"
 
 namespace extrap {
@@ -81,8 +82,12 @@ TEST_F(ConfigTest, LoadsAValidConfigWithDefaults) {
   EXPECT_EQ(config.train.steps, 10);
   EXPECT_EQ(config.train.batch_size, TrainConfig{}.batch_size);
   EXPECT_EQ(config.position.scheme, "rope");
-  EXPECT_EQ(config.position.params, (json{{"base", 500.0}}));
-  EXPECT_EQ(config.resolved.at("position"), (json{{"scheme", "rope"}, {"base", 500.0}}));
+  // The given parameter over the scheme's defaults, all spelled out in the resolved document.
+  json expected = resolve_scheme_params(find_scheme("rope"), json::object());
+  expected["base"] = 500.0;
+  EXPECT_EQ(config.position.params, expected);
+  expected["scheme"] = "rope";
+  EXPECT_EQ(config.resolved.at("position"), expected);
   // The resolved document reloads to the same config (this is what a run directory stores).
   EXPECT_EQ(config_from_json(config.resolved, "config.json").resolved, config.resolved);
 }
@@ -272,6 +277,113 @@ TEST(LearningRateSchedule, DegenerateSchedules) {
   EXPECT_DOUBLE_EQ(learning_rate(3, 5, 5, 1.0, 0.1), 0.8);    // all warmup
   EXPECT_DOUBLE_EQ(learning_rate(7, 5, 5, 1.0, 0.1), 1.0);    // warmup >= total: constant after it
   EXPECT_DOUBLE_EQ(learning_rate(9, 10, 0, 1.0, 1.0), 1.0);   // min ratio 1: constant
+}
+
+// ---- Per-layer schemes, attention modifiers, position sampling ---------------------------------
+
+json hwfa_config() {
+  // Su's HWFA (methods.md §3.7): window + RoPE on all layers but the last; the last is full
+  // attention, NoPE, log n; window from the receptive-field rule with alpha = 3/4.
+  return {{"model", {{"d_model", 32}, {"n_layers", 4}, {"n_heads", 2}}},
+          {"position", {{"scheme", "rope"}}},
+          {"attention", {{"window_receptive_field", 0.75}}},
+          {"layers", json::array({{{"layers", {-1}},
+                                   {"position", {{"scheme", "nope"}}},
+                                   {"attention", {{"window_receptive_field", 0.0}, {"logn", "train"}}}}})},
+          {"data", {{"dataset", "/nonexistent/extrap-data"}, {"train_length", 128}}}};
+}
+
+TEST_F(ConfigTest, HwfaLayersAndReceptiveField) {
+  const RunConfig config = load_config(write("hwfa.json", hwfa_config()));
+  ASSERT_EQ(config.layers.size(), 4u);
+  // (w - 1) * 3 + 1 <= 0.75 * 128 = 96 gives w = 32 (receptive field 94; w = 33 would give 97).
+  for (int layer = 0; layer < 3; ++layer) {
+    EXPECT_EQ(config.layers[layer].scheme_group, -1) << layer;
+    EXPECT_EQ(config.layers[layer].attention.window, 32) << layer;
+    EXPECT_EQ(config.layers[layer].attention.logn, "none") << layer;
+  }
+  EXPECT_EQ(config.layers[3].scheme_group, 0);
+  EXPECT_EQ(config.layer_schemes[0].scheme, "nope");
+  EXPECT_EQ(config.layers[3].attention.window, 0);
+  EXPECT_EQ(config.layers[3].attention.logn, "train");
+  // The resolved document spells the window out and reads back to the same layers.
+  const RunConfig again = config_from_json(config.resolved, "resolved");
+  for (int layer = 0; layer < 4; ++layer) {
+    EXPECT_EQ(again.layers[layer].attention.window, config.layers[layer].attention.window) << layer;
+    EXPECT_EQ(again.layers[layer].attention.logn, config.layers[layer].attention.logn) << layer;
+    EXPECT_EQ(again.layers[layer].scheme_group, config.layers[layer].scheme_group) << layer;
+  }
+  // With 8 layers (7 windowed) the rule gives w = 14: 13 * 7 + 1 = 92 <= 96 < 14 * 7 + 1.
+  json eight = hwfa_config();
+  eight["model"]["n_layers"] = 8;
+  EXPECT_EQ(load_config(write("hwfa8.json", eight)).layers[0].attention.window, 14);
+}
+
+TEST_F(ConfigTest, LayerSelectionsBySliceAndIndex) {
+  json document = base_config();
+  document["model"]["n_layers"] = 6;
+  document["layers"] = json::array({{{"layers", "1:-2"}, {"attention", {{"window", 8}}}},
+                                    {{"layers", {0, -1}}, {"position", {{"scheme", "alibi"}}}}});
+  const RunConfig config = load_config(write("slices.json", document));
+  const int64_t windows[] = {0, 8, 8, 8, 0, 0};
+  const int groups[] = {1, -1, -1, -1, -1, 1};
+  for (int layer = 0; layer < 6; ++layer) {
+    EXPECT_EQ(config.layers[layer].attention.window, windows[layer]) << layer;
+    EXPECT_EQ(config.layers[layer].scheme_group, groups[layer]) << layer;
+  }
+}
+
+TEST_F(ConfigTest, BadLayerOverridesNameTheEntry) {
+  const auto with_layers = [&](const json& layers) {
+    json document = base_config();
+    document["model"]["n_layers"] = 3;
+    document["layers"] = layers;
+    return write("layers.json", document);
+  };
+  expect_error(with_layers(json::array({{{"layers", {3}}}})), {"layers.json", "layers[0].layers", "layer 3"});
+  expect_error(with_layers(json::array({{{"layers", {0}}}, {{"layers", "0:2"}}})),
+               {"layers[1].layers", "also set by layers[0]"});
+  expect_error(with_layers(json::array({{{"layers", {0}}, {"attention", {{"windw", 4}}}}})),
+               {"layers[0].attention.windw", "unknown"});
+  expect_error(with_layers(json::array({{{"layers", {0}}, {"position", {{"scheme", "learned"}}}}})),
+               {"layers[0].position.scheme", "input embedding"});
+  expect_error(with_layers(json::array({{{"layers", {1}}, {"position", {{"scheme", "rope"}, {"base", 0.5}}}}})),
+               {"layers[0].position.base"});
+  expect_error(with_layers(json::array({{{"layers", "x:1"}}})), {"layers[0].layers", "slice"});
+  expect_error(with_layers(json::array({{{"layers", {0}}, {"extra", 1}}})), {"layers[0].extra", "unknown key"});
+}
+
+TEST_F(ConfigTest, BadAttentionSettingsAndImpossibleCombinations) {
+  expect_bad_value("/attention/window", -1, "attention.window");
+  expect_bad_value("/attention/logn", "sometimes", "attention.logn");
+  expect_bad_value("/attention/qk_norm", "layer", "attention.qk_norm");
+  expect_bad_value("/attention/window_receptive_field", 1.5, "attention.window_receptive_field");
+  expect_bad_value("/attention/sinks", 4, "attention.sinks");  // sinks without a window
+  json document = base_config();
+  document["attention"] = {{"window", 8}, {"window_receptive_field", 0.5}};
+  expect_error(write("both.json", document), {"attention.window_receptive_field", "not both"});
+  document = base_config();
+  document["attention"] = {{"qk_bias", true}};  // model.bias defaults to true
+  expect_error(write("qkbias.json", document), {"attention.qk_bias", "model.bias"});
+  document["model"]["bias"] = false;
+  EXPECT_TRUE(load_config(write("qkbias_ok.json", document)).layers[0].attention.qk_bias);
+}
+
+TEST_F(ConfigTest, PositionSamplingChecks) {
+  json document = base_config();
+  document["position_sampling"] = {{"train", "random"}};
+  EXPECT_EQ(load_config(write("random.json", document)).position_sampling.range, 8 * 32);  // 0 means 8 x train_length
+  expect_bad_value("/position_sampling/train", "shuffled", "position_sampling.train");
+  expect_bad_value("/position_sampling/range", 16, "position_sampling.range");
+  // Float positions cannot index a learned table; random integer positions need a table that covers the range.
+  document = base_config();
+  document["position"] = {{"scheme", "learned"}};
+  document["position_sampling"] = {{"train", "equal_mean"}};
+  expect_error(write("learned_float.json", document), {"position_sampling.train", "learned"});
+  document["position_sampling"] = {{"train", "random"}, {"range", 256}};
+  expect_error(write("learned_range.json", document), {"position_sampling.range", "max_positions"});
+  document["position"]["max_positions"] = 256;
+  EXPECT_NO_THROW(load_config(write("learned_ok.json", document)));
 }
 
 }  // namespace

@@ -221,7 +221,10 @@ TEST(SchemeRegistry, UnknownSchemeListsRegisteredNames) {
 
 TEST(SchemeRegistry, ResolvesDefaultsAndRejectsBadParams) {
   const auto& rope = find_scheme("rope");
-  EXPECT_EQ(resolve_scheme_params(rope, nlohmann::json::object()), (nlohmann::json{{"base", 10000.0}}));
+  const auto defaults = resolve_scheme_params(rope, nlohmann::json::object());
+  ASSERT_EQ(defaults.size(), rope.params.size());  // every parameter spelled out
+  for (const auto& p : rope.params) EXPECT_EQ(defaults.at(p.name), p.default_value) << p.name;
+  EXPECT_EQ(defaults.at("base").get<double>(), 10000.0);
   // An integer is accepted where a number is expected.
   EXPECT_EQ(resolve_scheme_params(rope, {{"base", 500}}).at("base").get<double>(), 500.0);
 
@@ -316,6 +319,41 @@ TEST(ModelCausality, EverySchemeIsCausalWithSmallAttentionBlocks) {
       SCOPED_TRACE("training mode with dropout");
       expect_causal(train_logits, edited_train_logits, changed);
     }
+  }
+}
+
+// Per-layer mixes: HWFA (window + RoPE layers, a full NoPE log-n layer), a window with sinks on
+// every layer, and every registered scheme on one layer of a mixed model with QK-norm modifiers.
+TEST(ModelCausality, PerLayerMixesAreCausal) {
+  torch::NoGradGuard no_grad;
+  const int64_t length = 40, changed = 25;
+  const nlohmann::json base = {{"model", {{"d_model", 32}, {"n_layers", 3}, {"n_heads", 2}, {"vocab_size", 64}}},
+                               {"data", {{"dataset", "/nonexistent"}, {"train_length", 16}}}};
+  std::vector<nlohmann::json> mixes = {
+      {{"attention", {{"window_receptive_field", 0.75}}},
+       {"layers", {{{"layers", {-1}}, {"position", {{"scheme", "nope"}}},
+                    {"attention", {{"window_receptive_field", 0.0}, {"logn", "train"}}}}}}},
+      {{"position", {{"scheme", "alibi"}}}, {"attention", {{"window", 6}, {"sinks", 2}, {"logn", "inference"}}}},
+  };
+  for (const auto& info : registered_schemes()) {
+    if (info.hooks & kEmbeddingHook) continue;  // model-wide only
+    mixes.push_back({{"position", {{"scheme", "rope"}}},
+                     {"attention", {{"qk_norm", "key"}}},
+                     {"layers", {{{"layers", "1:2"}, {"position", {{"scheme", info.name}}},
+                                  {"attention", {{"window", 5}, {"qk_norm", "cosine"}}}}}}});
+  }
+  for (const auto& mix : mixes) {
+    SCOPED_TRACE(mix.dump());
+    nlohmann::json document = base;
+    document.update(mix);
+    const RunConfig config = config_from_json(document, "mix");
+    torch::manual_seed(23);
+    GPT model = build_model(config);
+    model->eval();
+    model->set_attention_block(8);
+    const auto tokens = torch::randint(64, {2, length}, torch::kInt64);
+    const auto [logits, edited_logits] = logits_with_edit(model, tokens, changed, 64);
+    expect_causal(logits, edited_logits, changed);
   }
 }
 

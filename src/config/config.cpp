@@ -82,6 +82,7 @@ void check_against_schema(const json& given, const json& schema, const std::stri
   for (auto it = given.begin(); it != given.end(); ++it) {
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
     if (key == "position") continue;  // checked against the chosen scheme's parameters
+    if (prefix.empty() && it.key().rfind('_', 0) == 0) continue;  // "_comment": JSON has no comments
     if (key == "layers") {            // entries are checked when the layers are resolved
       if (!it->is_array()) throw UserError(source + ": layers: expected an array of layer overrides");
       continue;

@@ -30,6 +30,8 @@ struct Positions {
 // how ReRoPE merges its two score passes. Kernels compute both passes only on tiles that straddle
 // the boundary.
 struct QueryKey {
+  QueryKey() = default;
+  QueryKey(torch::Tensor q, torch::Tensor k) : q(std::move(q)), k(std::move(k)) {}
   torch::Tensor q, k;
   torch::Tensor q_far, k_far;
   int64_t far_from = 0;

@@ -1,0 +1,340 @@
+// The attention kernels' masks (window, sinks), two-pass scores, per-query scales and the
+// attention modifiers, each against a plain full-matrix reference.
+#include <cmath>
+#include <limits>
+
+#include <gtest/gtest.h>
+
+#include "model/attention.h"
+#include "model/attention_plan.h"
+#include "model/fused_attention.h"
+#include "position/alibi.h"
+#include "position/sampling.h"
+#include "position/scheme.h"
+
+namespace extrap {
+namespace {
+
+const torch::Device kCpu(torch::kCPU);
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+// ---- Plans ------------------------------------------------------------------------------------
+
+TEST(AttentionPlan, VisibleColumnsAreExactlyTheVisibleKeys) {
+  for (const KeyMask mask : {KeyMask{0, 0}, KeyMask{5, 0}, KeyMask{5, 3}, KeyMask{1, 2}, KeyMask{8, 8}}) {
+    for (int64_t block : {1, 4, 7, 64}) {
+      for (int64_t far_from : {0, 3}) {
+        SCOPED_TRACE(testing::Message() << "window " << mask.window << " sinks " << mask.sinks << " block " << block
+                                        << " far_from " << far_from);
+        for (const auto& plan : plan_attention(37, block, mask, far_from)) {
+          // Spans tile the segments exactly, in column order.
+          int64_t column = 0;
+          for (const auto& span : plan.spans) {
+            EXPECT_EQ(span.column, column);
+            column += span.end - span.begin;
+            if (span.pass == Pass::kMixed) EXPECT_LT(span.end - span.begin, plan.rows());
+          }
+          EXPECT_EQ(column, plan.columns);
+          for (int64_t i = plan.q_begin; i < plan.q_end; ++i) {
+            std::vector<bool> visible(plan.columns, false);
+            int64_t ranges[2][2];
+            const int n = plan.visible_columns(i, mask, ranges);
+            for (int g = 0; g < n; ++g)
+              for (int64_t c = ranges[g][0]; c < ranges[g][1]; ++c) visible[c] = true;
+            int64_t count = 0;
+            for (int64_t j = 0; j < 37; ++j) {
+              const int64_t c = plan.column_of(j);
+              if (mask.visible(i, j)) {
+                ASSERT_GE(c, 0) << "visible key " << j << " of query " << i << " has no column";
+                EXPECT_TRUE(visible[c]) << "query " << i << " key " << j;
+                ++count;
+              }
+            }
+            EXPECT_EQ(count, std::count(visible.begin(), visible.end(), true)) << "query " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(AttentionPlan, WindowBlocksComputeOnlyTheirBand) {
+  // Query block [64, 128) with window 16 needs keys [49, 128) only; sinks add [0, 4).
+  const auto plans = plan_attention(128, 64, KeyMask{16, 4}, 0);
+  ASSERT_EQ(plans.size(), 2u);
+  ASSERT_EQ(plans[1].segments.size(), 2u);
+  EXPECT_EQ(plans[1].segments[0].begin, 0);
+  EXPECT_EQ(plans[1].segments[0].end, 4);
+  EXPECT_EQ(plans[1].segments[1].begin, 49);
+  EXPECT_EQ(plans[1].segments[1].end, 128);
+  EXPECT_EQ(plans[1].columns, 4 + 79);
+}
+
+// ---- Kernels against a full-matrix reference --------------------------------------------------
+
+struct Inputs {
+  torch::Tensor q, k, v, q_far, k_far;
+};
+
+Inputs random_inputs(int64_t length, bool requires_grad) {
+  Inputs in;
+  for (auto* t : {&in.q, &in.k, &in.v, &in.q_far, &in.k_far}) {
+    *t = torch::randn({2, 3, length, 8}).set_requires_grad(requires_grad);
+  }
+  return in;
+}
+
+Inputs detached_copy(const Inputs& in) {
+  const auto copy = [](const torch::Tensor& t) { return t.detach().clone().set_requires_grad(true); };
+  return {copy(in.q), copy(in.k), copy(in.v), copy(in.q_far), copy(in.k_far)};
+}
+
+QueryKey query_key(const Inputs& in, int64_t far_from) {
+  QueryKey qk{in.q, in.k};
+  if (far_from > 0) {
+    qk.q_far = in.q_far;
+    qk.k_far = in.k_far;
+    qk.far_from = far_from;
+  }
+  return qk;
+}
+
+// softmax(where(i - j < far_from, S_near, S_far) * 0.5 + bias, masked) v with full [T, T] matrices.
+torch::Tensor naive_attention(const Inputs& in, int64_t far_from, const KeyMask& mask, PositionScheme& scheme,
+                              const Positions& positions) {
+  const int64_t length = in.q.size(2);
+  auto scores = torch::matmul(in.q, in.k.transpose(-2, -1));
+  if (far_from > 0) {
+    const auto i = torch::arange(length).unsqueeze(1), j = torch::arange(length).unsqueeze(0);
+    scores = torch::where(i - j < far_from, scores, torch::matmul(in.q_far, in.k_far.transpose(-2, -1)));
+  }
+  scores = scores * 0.5;
+  const auto bias = scheme.score_bias(positions, 0, length, 0, length);
+  if (bias.defined()) scores = scores + bias;
+  auto allowed = torch::zeros({length, length}, torch::kBool);
+  for (int64_t i = 0; i < length; ++i)
+    for (int64_t j = 0; j < length; ++j) allowed[i][j] = mask.visible(i, j);
+  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), in.v).transpose(1, 2);
+}
+
+struct KernelCase {
+  KeyMask mask;
+  int64_t far_from;
+};
+
+const KernelCase kCases[] = {{{0, 0}, 0}, {{6, 0}, 0}, {{6, 3}, 0}, {{1, 0}, 0},
+                             {{0, 0}, 5}, {{9, 2}, 4}, {{0, 0}, 1}};
+
+TEST(AttentionKernels, MasksAndTwoPassScoresMatchTheFullMatrixReference) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(51);
+  const int64_t length = 29;
+  const auto positions = Positions::arange(length, kCpu);
+  Alibi alibi(3);
+  const auto in = random_inputs(length, false);
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(testing::Message() << "window " << c.mask.window << " sinks " << c.mask.sinks << " far_from "
+                                    << c.far_from);
+    const auto reference = naive_attention(in, c.far_from, c.mask, alibi, positions);
+    for (int64_t block : {1, 4, 7, 100}) {
+      SCOPED_TRACE(block);
+      const AttentionCall call{alibi, positions, c.mask, block, 0.5};
+      EXPECT_LT(max_abs_diff(blockwise_causal_attention(query_key(in, c.far_from), in.v, call, 0.0, false), reference),
+                1e-5);
+      EXPECT_LT(max_abs_diff(fused_causal_attention(query_key(in, c.far_from), in.v, call), reference), 1e-5);
+    }
+  }
+  // The cases differ from each other: the masks and the far pass really change the result.
+  const auto full = naive_attention(in, 0, {}, alibi, positions);
+  EXPECT_GT(max_abs_diff(naive_attention(in, 0, {6, 0}, alibi, positions), full), 1e-3);
+  EXPECT_GT(max_abs_diff(naive_attention(in, 0, {6, 3}, alibi, positions),
+                         naive_attention(in, 0, {6, 0}, alibi, positions)),
+            1e-3);
+  EXPECT_GT(max_abs_diff(naive_attention(in, 5, {}, alibi, positions), full), 1e-3);
+}
+
+TEST(AttentionKernels, FusedGradientsMatchTheReference) {
+  torch::manual_seed(52);
+  const int64_t length = 23;
+  const auto positions = Positions::arange(length, kCpu);
+  Alibi alibi(3);
+  const auto weights = torch::randn({2, length, 3, 8});
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(testing::Message() << "window " << c.mask.window << " sinks " << c.mask.sinks << " far_from "
+                                    << c.far_from);
+    const auto fused_in = random_inputs(length, true);
+    const auto reference_in = detached_copy(fused_in);
+    const AttentionCall call{alibi, positions, c.mask, 5, 0.5};
+    (fused_causal_attention(query_key(fused_in, c.far_from), fused_in.v, call) * weights).sum().backward();
+    (naive_attention(reference_in, c.far_from, c.mask, alibi, positions) * weights).sum().backward();
+    EXPECT_LT(max_abs_diff(fused_in.q.grad(), reference_in.q.grad()), 1e-5);
+    EXPECT_LT(max_abs_diff(fused_in.k.grad(), reference_in.k.grad()), 1e-5);
+    EXPECT_LT(max_abs_diff(fused_in.v.grad(), reference_in.v.grad()), 1e-5);
+    if (c.far_from > 0) {
+      EXPECT_LT(max_abs_diff(fused_in.q_far.grad(), reference_in.q_far.grad()), 1e-5);
+      EXPECT_LT(max_abs_diff(fused_in.k_far.grad(), reference_in.k_far.grad()), 1e-5);
+      EXPECT_GT(fused_in.k_far.grad().abs().max().item<double>(), 1e-3);
+    }
+  }
+}
+
+// ---- Query scales and score scales ------------------------------------------------------------
+
+TEST(QueryScales, LogNFollowsSuDefinitions) {
+  AttentionConfig attention;
+  EXPECT_FALSE(query_scales(attention, 10, 64).defined());
+  // Training (bert4keras softmax_plus): log(max(visible keys, 16)) / log(L_train).
+  attention.logn = "train";
+  auto scales = query_scales(attention, 200, 64);
+  EXPECT_NEAR(scales[0].item<double>(), std::log(16.0) / std::log(64.0), 1e-6);
+  EXPECT_NEAR(scales[15].item<double>(), std::log(16.0) / std::log(64.0), 1e-6);
+  EXPECT_NEAR(scales[63].item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(scales[199].item<double>(), std::log(200.0) / std::log(64.0), 1e-6);
+  // With a window the count of visible keys stops growing at the window (plus sinks).
+  attention.window = 32;
+  attention.sinks = 4;
+  scales = query_scales(attention, 200, 64);
+  EXPECT_NEAR(scales[31].item<double>(), std::log(32.0) / std::log(64.0), 1e-6);
+  EXPECT_NEAR(scales[199].item<double>(), std::log(36.0) / std::log(64.0), 1e-6);
+  // Inference (logn†): max(1, log(i + 1) / log(L_train)); exactly 1 within the training length.
+  attention = AttentionConfig{};
+  attention.logn = "inference";
+  scales = query_scales(attention, 512, 64);
+  for (int64_t i = 0; i < 64; ++i) ASSERT_EQ(scales[i].item<float>(), 1.0f) << i;
+  EXPECT_NEAR(scales[511].item<double>(), std::log(512.0) / std::log(64.0), 1e-6);
+}
+
+TEST(QueryScales, ScoreScaleOfEachNormalisation) {
+  AttentionConfig attention;
+  EXPECT_DOUBLE_EQ(score_scale(attention, 16, 128), 0.25);
+  attention.qk_norm = "key";
+  EXPECT_DOUBLE_EQ(score_scale(attention, 16, 128), 1.0);
+  attention.qk_norm = "cosine";
+  EXPECT_NEAR(score_scale(attention, 16, 128), 4.0 * std::log(64.0), 1e-12);  // 4 log(L_train / 2)
+  attention.cosine_scale = "position";
+  EXPECT_DOUBLE_EQ(score_scale(attention, 16, 128), 1.0);
+  EXPECT_NEAR(query_scales(attention, 10, 128)[9].item<double>(), 4.0 * std::log(10.0), 1e-5);
+}
+
+// ---- Attention modifiers in the layer ---------------------------------------------------------
+
+ModelConfig small_model() {
+  ModelConfig m;
+  m.d_model = 16;
+  m.n_heads = 2;
+  m.bias = false;
+  return m;
+}
+
+torch::Tensor layer_output(CausalSelfAttention& layer, const torch::Tensor& x) {
+  return layer->forward(x, Positions::arange(x.size(1), kCpu));
+}
+
+// Multiplies every key by `factor` through the key rows of the qkv projection.
+void scale_keys(CausalSelfAttention& layer, double factor) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : layer->named_parameters()) {
+    if (p.key() == "qkv.weight") p.value().slice(0, 16, 32).mul_(factor);
+  }
+}
+
+TEST(AttentionModifiers, KeyNormScoresIgnoreKeyScale) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(61);
+  const auto x = torch::randn({2, 12, 16});
+  auto nope = make_scheme("nope", nlohmann::json::object(), {16, 2, 1, 12});
+  AttentionConfig kna;
+  kna.qk_norm = "key";
+  for (const bool normalised : {true, false}) {
+    SCOPED_TRACE(normalised ? "KNA" : "plain");
+    torch::manual_seed(62);
+    CausalSelfAttention layer(small_model(), normalised ? kna : AttentionConfig{}, nope, 12);
+    const auto before = layer_output(layer, x);
+    scale_keys(layer, 3.0);
+    const double change = max_abs_diff(before, layer_output(layer, x));
+    if (normalised) EXPECT_LT(change, 1e-5);
+    else EXPECT_GT(change, 1e-3);  // without KeyNorm the key scale sharpens the softmax
+  }
+}
+
+TEST(AttentionModifiers, WindowLayerIgnoresTokensOutsideTheWindow) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(63);
+  auto nope = make_scheme("nope", nlohmann::json::object(), {16, 2, 1, 20});
+  AttentionConfig window;
+  window.window = 4;
+  window.sinks = 2;
+  CausalSelfAttention layer(small_model(), window, nope, 20);
+  const auto x = torch::randn({1, 20, 16});
+  auto edited = x.clone();
+  edited[0][5] += 1.0;  // token 5: seen by queries 5..8 only (sinks are tokens 0 and 1)
+  const auto a = layer_output(layer, x), b = layer_output(layer, edited);
+  EXPECT_GT(max_abs_diff(a.slice(1, 5, 9), b.slice(1, 5, 9)), 1e-4);
+  EXPECT_LT(max_abs_diff(a.slice(1, 9, 20), b.slice(1, 9, 20)), 1e-7);
+  edited = x.clone();
+  edited[0][1] += 1.0;  // a sink: seen by every later query
+  EXPECT_GT(max_abs_diff(layer_output(layer, edited).slice(1, 19, 20), a.slice(1, 19, 20)), 1e-4);
+}
+
+// ---- Position sampling ------------------------------------------------------------------------
+
+TEST(PositionSampling, RuossPositionsAreSortedDistinctAndInRange) {
+  PositionSampling sampling;
+  sampling.train = "random";
+  sampling.range = 512;
+  double mean_last = 0;
+  for (int64_t step = 0; step < 200; ++step) {
+    const auto p = training_positions(sampling, 64, 7, step, kCpu);
+    EXPECT_FALSE(p.is_arange);
+    const auto v = p.values;
+    ASSERT_EQ(v.size(0), 64);
+    EXPECT_GE(v.min().item<double>(), 0.0);
+    EXPECT_LT(v.max().item<double>(), 512.0);
+    EXPECT_TRUE((v.slice(0, 1) > v.slice(0, 0, 63)).all().item<bool>()) << "not strictly increasing at step " << step;
+    EXPECT_TRUE(torch::equal(v, v.round())) << "not integers";
+    mean_last += v[63].item<double>() / 200;
+  }
+  // The largest of 64 draws from 512 has expectation 64/65 * 512 ~ 504.
+  EXPECT_NEAR(mean_last, 504.1, 6.0);
+  // Reproducible from (seed, step); different across steps.
+  EXPECT_TRUE(torch::equal(training_positions(sampling, 64, 7, 3, kCpu).values,
+                           training_positions(sampling, 64, 7, 3, kCpu).values));
+  EXPECT_FALSE(torch::equal(training_positions(sampling, 64, 7, 3, kCpu).values,
+                            training_positions(sampling, 64, 7, 4, kCpu).values));
+}
+
+TEST(PositionSampling, EqualMeanPositionsHaveUnitMeanSpacing) {
+  PositionSampling sampling;
+  sampling.train = "equal_mean";
+  const int64_t length = 64, steps = 4000;
+  double spacing = 0;
+  for (int64_t step = 0; step < steps; ++step) {
+    const auto v = training_positions(sampling, length, 11, step, kCpu).values;
+    EXPECT_EQ(v[0].item<double>(), 0.0);
+    const auto gaps = v.slice(0, 1) - v.slice(0, 0, length - 1);
+    EXPECT_LT((gaps - gaps[0]).abs().max().item<double>(), 1e-9) << "not evenly spaced";
+    spacing += gaps[0].item<double>() / steps;
+  }
+  // n ~ Exponential(mean T) spread over T - 1 gaps: mean spacing T / (T - 1); the standard error
+  // of the mean over 4000 draws is about 1.6%.
+  EXPECT_NEAR(spacing, double(length) / double(length - 1), 0.06);
+}
+
+TEST(PositionSampling, SpreadEvaluationPositions) {
+  PositionSampling sampling;
+  sampling.eval = "spread";
+  sampling.range = 1024;
+  const auto v = evaluation_positions(sampling, 256, kCpu).values;
+  EXPECT_DOUBLE_EQ(v[0].item<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(v[1].item<double>(), 4.0);
+  EXPECT_DOUBLE_EQ(v[255].item<double>(), 1020.0);
+  sampling.eval = "ordinary";
+  EXPECT_TRUE(evaluation_positions(sampling, 5, kCpu).is_arange);
+}
+
+}  // namespace
+}  // namespace extrap
