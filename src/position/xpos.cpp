@@ -1,8 +1,9 @@
 // xPos, following microsoft/torchscale (torchscale/component/xpos_relative_position.py): per pair
 // zeta_t = (2t + 0.4 d)/(1.4 d); positions centred at c = ceil(T/2) (torchscale's
 // min_pos = -(length + offset) // 2 = -ceil(T/2) in Python), power = (n - c)/scale_base; queries
-// scaled by zeta^power ("upscale") and keys by zeta^-power ("downscale"). Rotation uses the rotate-half pairing of rope.cpp (torchscale rotates
-// interleaved pairs; the two are the same up to a fixed permutation of the head dimensions).
+// scaled by zeta^power ("upscale") and keys by zeta^-power ("downscale"). Rotation uses the
+// rotate-half pairing of rope.cpp (torchscale rotates interleaved pairs; the two are the same up to
+// a fixed permutation of the head dimensions).
 #include "position/xpos.h"
 
 #include <cmath>
