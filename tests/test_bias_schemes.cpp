@@ -445,17 +445,40 @@ TEST(FireScheme, EveryParameterGetsAGradientBeyondTheThreshold) {
   for (std::size_t k = 0; k < grads.size(); ++k) EXPECT_GT(grads[k].abs().max().item<double>(), 0.0) << k;
 }
 
-TEST(FireScheme, LongBlocksAreComputedInChunksWithTheSameResult) {
-  // 100 rows x 9000 keys x width 32 exceeds the 2^22 hidden values of one chunk.
+TEST(FireScheme, PiecewiseLinearEvaluationEqualsTheMlp) {
   torch::NoGradGuard no_grad;
+  torch::manual_seed(11);
+  Fire fire(4, 32, 0.1, 512.0);
+  // Inputs across [0, 1] and beyond, plus every hidden unit's switching point exactly.
+  auto x = torch::cat({torch::linspace(-0.5, 1.5, 20001), -fire.mlp_in->bias / fire.mlp_in->weight.reshape({-1})});
+  const auto piecewise = fire.mlp_piecewise(x), direct = fire.mlp(x);
+  ASSERT_EQ(piecewise.sizes(), direct.sizes());
+  EXPECT_LT(max_abs_diff(piecewise, direct), 2e-6 * (1 + direct.abs().max().item<double>()));
+  // A unit that never switches (zero input weight) and a hand-made function with known segments.
+  auto fixed = fixed_fire();
+  const auto points = torch::tensor({-1.0f, 0.0f, 0.25f, 0.5f, 0.75f, 1.0f});
+  EXPECT_LT(max_abs_diff(fixed->mlp_piecewise(points), fixed->mlp(points)), 1e-6);
+  set_values(fixed->mlp_in->weight, torch::tensor({0.0, -2.0}));
+  EXPECT_LT(max_abs_diff(fixed->mlp_piecewise(points), fixed->mlp(points)), 1e-6);
+}
+
+TEST(FireScheme, LongBlocksGiveTheSameBiasInChunksWithAndWithoutGradients) {
+  // 100 rows x 9000 keys exceed one chunk both for the MLP's hidden layer (width 32) and for the
+  // per-head lookups of the piecewise evaluation (4 heads).
   torch::manual_seed(10);
-  Fire fire(2, 32, 0.1, 512.0);
+  Fire fire(4, 32, 0.1, 512.0);
   const auto positions = Positions::arange(9000, kCpu);
-  const auto block = fire.score_bias(positions, 8900, 9000, 0, 9000);
-  ASSERT_EQ(block.sizes(), (std::vector<int64_t>{2, 100, 9000}));
+  const auto with_graph = fire.score_bias(positions, 8900, 9000, 0, 9000);
+  ASSERT_TRUE(with_graph.requires_grad());
+  torch::NoGradGuard no_grad;
+  const auto evaluated = fire.score_bias(positions, 8900, 9000, 0, 9000);
+  ASSERT_EQ(evaluated.sizes(), (std::vector<int64_t>{4, 100, 9000}));
+  const double scale = 1 + with_graph.abs().max().item<double>();
+  EXPECT_LT(max_abs_diff(evaluated * causal_weights({8900, 9000, 0, 9000}), with_graph * causal_weights({8900, 9000, 0, 9000})),
+            2e-6 * scale);
   for (int64_t r = 0; r < 100; r += 9) {
-    const auto row = fire.score_bias(positions, 8900 + r, 8901 + r, 0, 9000);
-    EXPECT_LT(max_abs_diff(block.slice(1, r, r + 1), row), 1e-6) << r;
+    const auto row = fire.score_bias(positions, 8900 + r, 8901 + r, 0, 9000);  // one row: no chunking
+    EXPECT_LT(max_abs_diff(evaluated.slice(1, r, r + 1), row), 1e-6) << r;
   }
 }
 
@@ -495,8 +518,10 @@ torch::Tensor reference_attention(const torch::Tensor& q, const torch::Tensor& k
 torch::Tensor attend(bool fused, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      PositionScheme& scheme, const Positions& positions, const KeyMask& mask, int64_t block) {
   const AttentionCall call{scheme, positions, mask, block, 0.5};
-  return fused ? fused_causal_attention(QueryKey{q, k}, v, call)
-               : blockwise_causal_attention(QueryKey{q, k}, v, call, 0.0, false);
+  QueryKey qk;
+  qk.q = q;
+  qk.k = k;
+  return fused ? fused_causal_attention(qk, v, call) : blockwise_causal_attention(qk, v, call, 0.0, false);
 }
 
 // 45 sorted distinct integer positions from [0, 200): random-position training's kind of window.

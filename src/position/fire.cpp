@@ -38,14 +38,49 @@ torch::Tensor Fire::score_bias(const Positions& positions, int64_t q_begin, int6
   const auto d = distance_matrix(positions, block).clamp_min(0).to(torch::kFloat32);  // [rows, keys]
   const auto query = positions.values.slice(0, q_begin, q_end).to(torch::kFloat32).unsqueeze(1);
   const auto x = psi(d) / (psi(torch::maximum(query, threshold)) + kEps);
-  // The MLP's hidden layer is [rows, keys, width]: rows go through it in chunks of at most 2^22 hidden
-  // values (16 MB), so long evaluation windows never hold more.
-  const int64_t width = mlp_in->weight.size(0);
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(1, block.keys() * width));
-  if (chunk >= block.rows()) return mlp(x);
+  // Without gradients (evaluation) f is evaluated as the piecewise-linear function it is: a segment
+  // lookup and one multiply-add per entry and head instead of the [rows, keys, width] hidden layer.
+  const bool needs_graph = torch::GradMode::is_enabled() && (mlp_in->weight.requires_grad() || c.requires_grad());
+  const auto f = [&](const torch::Tensor& part) { return needs_graph ? mlp(part) : mlp_piecewise(part); };
+  // Rows go through in chunks of at most 2^22 intermediate values per tensor (16 MB: the hidden layer
+  // [rows, keys, width] of the MLP, or the per-head [H, rows, keys] lookups), so long windows never hold more.
+  const int64_t per_entry = needs_graph ? mlp_in->weight.size(0) : n_heads_;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(1, block.keys() * per_entry));
+  if (chunk >= block.rows()) return f(x);
   std::vector<torch::Tensor> parts;
-  for (int64_t r = 0; r < block.rows(); r += chunk) parts.push_back(mlp(x.slice(0, r, std::min(block.rows(), r + chunk))));
+  for (int64_t r = 0; r < block.rows(); r += chunk) parts.push_back(f(x.slice(0, r, std::min(block.rows(), r + chunk))));
   return torch::cat(parts, 1);
+}
+
+torch::Tensor Fire::mlp_piecewise(const torch::Tensor& x) const {
+  torch::NoGradGuard no_grad;
+  // f(x) = b2 + sum_k w2[:, k] relu(w1_k x + b1_k) is linear between the breakpoints -b1_k / w1_k where a
+  // hidden unit switches: on segment s, f(x) = A[:, s] x + B[:, s], summing the units active there.
+  const auto w1 = mlp_in->weight.reshape({-1}).to(torch::kFloat64), b1 = mlp_in->bias.to(torch::kFloat64);
+  const auto w2 = mlp_out->weight.to(torch::kFloat64), b2 = mlp_out->bias.to(torch::kFloat64);
+  const auto switching = w1 != 0;
+  const auto breakpoints = std::get<0>((-b1.masked_select(switching) / w1.masked_select(switching)).sort());
+  const int64_t count = breakpoints.numel();
+  // One point inside each of the count + 1 segments decides which units are active there.
+  torch::Tensor inside;
+  if (count == 0) {
+    inside = torch::zeros({1}, torch::kFloat64);
+  } else {
+    const auto first = breakpoints.slice(0, 0, 1) - 1.0, last = breakpoints.slice(0, count - 1) + 1.0;
+    const auto middles = (breakpoints.slice(0, 0, count - 1) + breakpoints.slice(0, 1)) / 2;
+    inside = torch::cat({first, middles, last});
+  }
+  const auto active = ((w1.unsqueeze(1) * inside.unsqueeze(0) + b1.unsqueeze(1)) > 0).to(torch::kFloat64);  // [W, S]
+  const auto slopes = torch::matmul(w2, w1.unsqueeze(1) * active).to(torch::kFloat32);                      // [H, S]
+  const auto offsets = (b2.unsqueeze(1) + torch::matmul(w2, b1.unsqueeze(1) * active)).to(torch::kFloat32);  // [H, S]
+  const auto device = x.device();
+  // Equal breakpoints leave an empty segment between them; searchsorted never selects it.
+  const auto segment = torch::searchsorted(breakpoints.to(torch::kFloat32).to(device), x.reshape({-1}));
+  std::vector<int64_t> shape{slopes.size(0)};
+  for (const auto size : x.sizes()) shape.push_back(size);
+  auto out = offsets.to(device).index_select(1, segment);
+  out.addcmul_(slopes.to(device).index_select(1, segment), x.reshape({1, -1}));
+  return out.view(shape);
 }
 
 EXTRAP_REGISTER_SCHEME(fire, SchemeInfo{

@@ -21,6 +21,9 @@ class Fire : public PositionScheme {
                            int64_t k_end) override;
   // f_theta on x (float32, any shape): [H, shape...].
   torch::Tensor mlp(const torch::Tensor& x) const;
+  // The same function without autograd, evaluated exactly as the piecewise-linear function it is
+  // (segments between the hidden units' switching points); used at evaluation for long blocks.
+  torch::Tensor mlp_piecewise(const torch::Tensor& x) const;
   // L = |L_multiplier * init_L|, [1].
   torch::Tensor threshold() const;
 
