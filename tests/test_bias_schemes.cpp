@@ -1,4 +1,4 @@
-// The relative-position bias schemes t5, kerple, sandwich and fire: golden values computed by hand,
+// The relative-position bias schemes t5, kerple, sandwich, fire and dpb: golden values computed by hand,
 // constraints under training, agreement of the two attention kernels (outputs and gradients,
 // including the schemes' own parameters) and causality.
 #include <cmath>
@@ -14,6 +14,7 @@
 #include "model/attention.h"
 #include "model/fused_attention.h"
 #include "model/gpt.h"
+#include "position/dpb.h"
 #include "position/fire.h"
 #include "position/kerple.h"
 #include "position/relative_bias.h"
@@ -482,6 +483,68 @@ TEST(FireScheme, LongBlocksGiveTheSameBiasInChunksWithAndWithoutGradients) {
   }
 }
 
+// ---- Dynamic position bias ----------------------------------------------------------------------
+
+TEST(DpbScheme, MatchesHandComputationWithFixedWeights) {
+  // Depth 1, width 2, 2 heads: f(x) = W2 silu(W1 x + b1) + b2 with x = ln(1 + d),
+  // W1 = [0.5, -1]^T, b1 = [0.1, 0.2], W2 = [[1, -0.5], [0.3, 2]], b2 = [0, -0.1].
+  for (const bool log_distance : {true, false}) {
+    DynamicPositionBias dpb(2, 2, 1, log_distance);
+    ASSERT_EQ(dpb.mlp->size(), 2u);
+    auto first = dpb.mlp->ptr<torch::nn::LinearImpl>(0), last = dpb.mlp->ptr<torch::nn::LinearImpl>(1);
+    set_values(first->weight, torch::tensor({0.5, -1.0}));
+    set_values(first->bias, torch::tensor({0.1, 0.2}));
+    set_values(last->weight, torch::tensor({1.0, -0.5, 0.3, 2.0}));
+    set_values(last->bias, torch::tensor({0.0, -0.1}));
+    for (const auto& positions : {Positions::arange(12, kCpu), explicit_arange(12)}) {
+      const auto bias = dpb.score_bias(positions, 0, 12, 0, 12);
+      ASSERT_EQ(bias.sizes(), (std::vector<int64_t>{2, 12, 12}));
+      if (log_distance) {
+        // d = 0, 1, 3, 10 (silu(z) = z / (1 + e^-z)).
+        const std::vector<std::tuple<int, int, double, double>> expected{{5, 5, -0.0024854810, 0.1356829745},
+                                                                         {1, 0, 0.3658203936, -0.3922565029},
+                                                                         {7, 4, 0.6848375184, -0.4911753665},
+                                                                         {11, 1, 1.1303568127, -0.2331552744}};
+        for (const auto& [i, j, h0, h1] : expected) {
+          EXPECT_NEAR(bias[0][i][j].item<double>(), h0, 1e-6) << i << " " << j;
+          EXPECT_NEAR(bias[1][i][j].item<double>(), h1, 1e-6) << i << " " << j;
+        }
+      } else {
+        EXPECT_NEAR(bias[0][7][4].item<double>(), 1.4114832625, 1e-6);  // x = d = 3
+        EXPECT_NEAR(bias[1][7][4].item<double>(), -0.0216465602, 1e-6);
+      }
+    }
+  }
+}
+
+TEST(DpbScheme, DistinctDistancePathMatchesTheToeplitzPath) {
+  torch::manual_seed(12);
+  auto dpb = build("dpb", nlohmann::json::object(), {32, 4, 2, 64});
+  auto params = dpb->named_parameters();
+  EXPECT_EQ(params["mlp.0.weight"].sizes(), (std::vector<int64_t>{8, 1}));  // width d_model / 4
+  EXPECT_EQ(params["mlp.1.weight"].sizes(), (std::vector<int64_t>{8, 8}));
+  EXPECT_EQ(params["mlp.2.weight"].sizes(), (std::vector<int64_t>{4, 8}));
+  EXPECT_EQ(params.size(), 6u);
+  const BlockRange b{20, 50, 3, 50};
+  const auto weights = torch::randn({4, b.rows(), b.keys()}) * causal_weights(b);
+  std::vector<std::vector<torch::Tensor>> grads;
+  std::vector<torch::Tensor> biases;
+  for (const auto& positions : {Positions::arange(50, kCpu), explicit_arange(50)}) {
+    for (auto& p : dpb->parameters()) p.mutable_grad() = torch::Tensor();
+    biases.push_back(dpb->score_bias(positions, b.q_begin, b.q_end, b.k_begin, b.k_end));
+    (biases.back() * weights).sum().backward();
+    grads.emplace_back();
+    for (auto& p : dpb->parameters()) grads.back().push_back(p.grad().clone());
+  }
+  EXPECT_LT(max_abs_diff(biases[0] * causal_weights(b), biases[1] * causal_weights(b)), 1e-6);
+  for (std::size_t k = 0; k < grads[0].size(); ++k) {
+    EXPECT_LT(max_abs_diff(grads[0][k], grads[1][k]), 1e-4 * (1 + grads[1][k].abs().max().item<double>())) << k;
+    EXPECT_GT(grads[0][k].abs().max().item<double>(), 0.0) << k;
+  }
+  EXPECT_TRUE(contains(user_error_message([] { build("dpb", {{"depth", 0}}, {32, 4, 2, 64}); }), "position.depth"));
+  EXPECT_TRUE(contains(user_error_message([] { build("dpb", {{"width", -2}}, {32, 4, 2, 64}); }), "position.width"));
+}
+
 // ---- Both attention kernels with every bias scheme ----------------------------------------------
 
 struct LabelledScheme {
@@ -498,7 +561,8 @@ std::vector<LabelledScheme> bias_schemes() {
           {"kerple power", build("kerple", {{"variant", "power"}}, shape)},
           {"sandwich", build("sandwich", nlohmann::json::object(), shape)},
           {"fire beyond threshold", build("fire", {{"init_L", 30.0}}, shape)},  // rows >= 30: psi(i)
-          {"fire below threshold", build("fire", nlohmann::json::object(), shape)}};  // L = 512
+          {"fire below threshold", build("fire", nlohmann::json::object(), shape)},  // L = 512
+          {"dpb", build("dpb", nlohmann::json::object(), shape)}};
 }
 
 // Plain attention with the whole [H, T, T] bias from one score_bias call and the mask written out:
@@ -619,7 +683,7 @@ RunConfig tiny_run(const KeyMask& mask) {
 
 TEST(BiasSchemeModel, CausalWithGradientsWithAWindowAndOneSharedInstance) {
   const int64_t length = 40, changed = 25;
-  for (const char* name : {"t5", "kerple", "sandwich", "fire"}) {
+  for (const char* name : {"t5", "kerple", "sandwich", "fire", "dpb"}) {
     for (const KeyMask mask : {KeyMask{}, KeyMask{8, 2}}) {
       SCOPED_TRACE(std::string(name) + (mask.window ? " window" : ""));
       const auto run = tiny_run(mask);
@@ -662,7 +726,8 @@ TEST(BiasSchemeConfigs, ShippedConfigsResolve) {
                                                                  {"kerple.json", "kerple"},
                                                                  {"kerple_power.json", "kerple"},
                                                                  {"sandwich.json", "sandwich"},
-                                                                 {"fire.json", "fire"}};
+                                                                 {"fire.json", "fire"},
+                                                                 {"dpb.json", "dpb"}};
   for (const auto& [file, scheme] : configs) {
     const auto config = load_config(config_path(file));
     EXPECT_EQ(config.position.scheme, scheme) << file;

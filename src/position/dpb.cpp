@@ -1,0 +1,58 @@
+// Dynamic position bias: an MLP over the (log) distance (see dpb.h).
+#include "position/dpb.h"
+
+#include "position/relative_bias.h"
+
+namespace extrap {
+
+DynamicPositionBias::DynamicPositionBias(int64_t n_heads, int64_t width, int64_t depth, bool log_distance)
+    : log_distance_(log_distance) {
+  mlp = register_module("mlp", torch::nn::ModuleList());
+  mlp->push_back(torch::nn::Linear(1, width));
+  for (int64_t l = 1; l < depth; ++l) mlp->push_back(torch::nn::Linear(width, width));
+  mlp->push_back(torch::nn::Linear(width, n_heads));
+}
+
+torch::Tensor DynamicPositionBias::bias_of_distances(const torch::Tensor& distances) const {
+  auto x = distances.to(torch::kFloat32);
+  x = (log_distance_ ? torch::log1p(x) : x).unsqueeze(-1);
+  for (std::size_t l = 0; l < mlp->size(); ++l) {
+    const auto& layer = mlp->ptr<torch::nn::LinearImpl>(l);
+    x = torch::linear(x, layer->weight, layer->bias);
+    if (l + 1 < mlp->size()) x = torch::silu(x);
+  }
+  return x.movedim(-1, 0);
+}
+
+torch::Tensor DynamicPositionBias::score_bias(const Positions& positions, int64_t q_begin, int64_t q_end,
+                                              int64_t k_begin, int64_t k_end) {
+  const BlockRange block{q_begin, q_end, k_begin, k_end};
+  // Future keys (d < 0) are masked; clamping them to 0 keeps their (unused) bias finite.
+  if (positions.is_arange) {
+    return toeplitz_expand(bias_of_distances(toeplitz_distances(block, positions.values.options()).clamp_min(0)),
+                           block.rows(), block.keys());
+  }
+  // Explicit positions: the MLP runs once per distinct distance (random integer positions from a range R
+  // have fewer than R), then the values are gathered.
+  const auto distances = distance_matrix(positions, block).clamp_min(0);
+  const auto [values, inverse, counts] = at::_unique2(distances.reshape({-1}), /*sorted=*/true, /*return_inverse=*/true);
+  return bias_of_distances(values).index_select(1, inverse.reshape({-1})).view({-1, block.rows(), block.keys()});
+}
+
+EXTRAP_REGISTER_SCHEME(dpb, SchemeInfo{
+    "dpb", "learned MLP bias over the (log) distance, one output per head (x-transformers DynamicPositionBias)",
+    "lucidrains/x-transformers DynamicPositionBias; log-spaced continuous position bias: Liu et al. 2022 (SwinV2)",
+    {{"width", 0, "hidden width of the MLP; 0 means d_model / 4 (x-transformers: dim // 4)"},
+     {"depth", 2, "number of hidden layers (Linear + SiLU), at least 1"},
+     {"log_distance", true, "feed log(d + 1) instead of d (x-transformers' default is false)"}},
+    [](const nlohmann::json& p, const ModelShape& shape) {
+      int64_t width = param<int64_t>(p, "width");
+      const auto depth = param<int64_t>(p, "depth");
+      if (width < 0) reject_param("width", "must be >= 0, got " + std::to_string(width));
+      if (width == 0) width = std::max<int64_t>(1, shape.d_model / 4);
+      if (depth < 1) reject_param("depth", "must be >= 1, got " + std::to_string(depth));
+      return std::make_shared<DynamicPositionBias>(shape.n_heads, width, depth, param<bool>(p, "log_distance"));
+    },
+    kBiasHook});
+
+}  // namespace extrap
