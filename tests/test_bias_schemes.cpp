@@ -461,6 +461,8 @@ TEST(FireScheme, PiecewiseLinearEvaluationEqualsTheMlp) {
   EXPECT_LT(max_abs_diff(fixed->mlp_piecewise(points), fixed->mlp(points)), 1e-6);
   set_values(fixed->mlp_in->weight, torch::tensor({0.0, -2.0}));
   EXPECT_LT(max_abs_diff(fixed->mlp_piecewise(points), fixed->mlp(points)), 1e-6);
+  set_values(fixed->mlp_in->weight, torch::tensor({0.0, 0.0}));  // no switching point at all: f is constant
+  EXPECT_LT(max_abs_diff(fixed->mlp_piecewise(points), fixed->mlp(points)), 1e-6);
 }
 
 TEST(FireScheme, LongBlocksGiveTheSameBiasInChunksWithAndWithoutGradients) {

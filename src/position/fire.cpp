@@ -64,7 +64,7 @@ torch::Tensor Fire::mlp_piecewise(const torch::Tensor& x) const {
   // One point inside each of the count + 1 segments decides which units are active there.
   torch::Tensor inside;
   if (count == 0) {
-    inside = torch::zeros({1}, torch::kFloat64);
+    inside = torch::zeros({1}, w1.options());
   } else {
     const auto first = breakpoints.slice(0, 0, 1) - 1.0, last = breakpoints.slice(0, count - 1) + 1.0;
     const auto middles = (breakpoints.slice(0, 0, count - 1) + breakpoints.slice(0, 1)) / 2;
