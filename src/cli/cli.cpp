@@ -117,6 +117,12 @@ int run_cli(int argc, char** argv) {
                                                      "suffix: targets scored per sample (default: training length)");
   eval_cmd->add_option("--suffix-source", eval_options.protocol_params.suffix_source,
                        "suffix: documents (default) or stream");
+  eval_cmd->add_option("--treatments", eval_options.treatment_files,
+                       "JSON files of inference-time treatments (e.g. configs/eval/su_table.json); each is "
+                       "evaluated besides the untreated baseline")
+      ->take_all();
+  bool no_baseline = false;
+  eval_cmd->add_flag("--no-baseline", no_baseline, "with --treatments: skip the untreated model");
   add_runtime(eval_cmd);
 
   std::vector<std::string> report_inputs;
@@ -165,6 +171,7 @@ int run_cli(int argc, char** argv) {
     } else if (*eval_cmd) {
       eval_options.lengths = parse_lengths(lengths);
       eval_options.protocols = parse_protocol_names(protocols);
+      eval_options.include_baseline = !no_baseline;
       if (stride_option->count() && eval_options.protocol_params.stride < 1) {
         throw UserError("--stride " + std::to_string(eval_options.protocol_params.stride) +
                         " is not in [1, length]");

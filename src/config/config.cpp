@@ -136,8 +136,30 @@ class Checker {
   std::string source_;
 };
 
-json attention_json(AttentionConfig a);
+}  // namespace
+
+json position_json(const PositionConfig& position) {
+  json resolved = position.params;
+  resolved["scheme"] = position.scheme;
+  return resolved;
+}
+
+namespace {
 json attention_defaults() { return attention_json(AttentionConfig{}); }
+
+[[noreturn]] void fail(const std::string& key, const std::string& problem) { throw UserError(key + ": " + problem); }
+
+void check_choice(const json& object, const std::string& prefix, const char* name,
+                  std::initializer_list<const char*> choices) {
+  const std::string value = object[name].get<std::string>();
+  std::string known;
+  for (const char* c : choices) {
+    if (value == c) return;
+    known += (known.empty() ? "" : ", ") + std::string(c);
+  }
+  fail(prefix + "." + name, "\"" + value + "\" is not one of " + known);
+}
+}  // namespace
 
 // "position" objects name a scheme and its parameters; errors name `key` (e.g. layers[1].position).
 PositionConfig resolve_position(const json& position, const std::string& key, const ModelShape& shape) {
@@ -160,25 +182,6 @@ PositionConfig resolve_position(const json& position, const std::string& key, co
     throw UserError(message);
   }
   return config;
-}
-
-json position_json(const PositionConfig& position) {
-  json resolved = position.params;
-  resolved["scheme"] = position.scheme;
-  return resolved;
-}
-
-[[noreturn]] void fail(const std::string& key, const std::string& problem) { throw UserError(key + ": " + problem); }
-
-void check_choice(const json& object, const std::string& prefix, const char* name,
-                  std::initializer_list<const char*> choices) {
-  const std::string value = object[name].get<std::string>();
-  std::string known;
-  for (const char* c : choices) {
-    if (value == c) return;
-    known += (known.empty() ? "" : ", ") + std::string(c);
-  }
-  fail(prefix + "." + name, "\"" + value + "\" is not one of " + known);
 }
 
 // Reads a fully merged attention object (all keys present, types checked).
@@ -272,6 +275,8 @@ std::vector<int64_t> select_layers(const json& selection, int64_t n_layers, cons
   if (layers.empty()) fail(key, "selects no layer");
   return layers;
 }
+
+namespace {
 
 // HWFA's rule (methods.md §3.7): the largest w with (w - 1) * windowed_layers + 1 <= fraction * N.
 int64_t receptive_field_window(double fraction, int64_t train_length, int64_t windowed_layers) {

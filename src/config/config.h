@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "position/scheme_info.h"
+
 namespace extrap {
 
 struct ModelConfig {
@@ -103,5 +105,17 @@ RunConfig load_config(const std::string& path, const std::vector<std::string>& o
 
 // Builds a RunConfig from an already resolved JSON document (a run directory's config.json).
 RunConfig config_from_json(const nlohmann::json& document, const std::string& source);
+
+// Building blocks shared with evaluation-time treatments. Errors name `key` (e.g. "layers[1].position").
+// A "position" object ({"scheme": name, ...params}) resolved against the registry and validated.
+PositionConfig resolve_position(const nlohmann::json& position, const std::string& key, const ModelShape& shape);
+nlohmann::json position_json(const PositionConfig& position);
+// Attention settings as a complete JSON object, and back (with value checks).
+nlohmann::json attention_json(AttentionConfig attention);
+AttentionConfig read_attention(const nlohmann::json& complete, const std::string& key);
+// `overlay` merged over a complete attention object; unknown keys and wrong types are errors.
+nlohmann::json merge_attention(nlohmann::json base, const nlohmann::json& overlay, const std::string& key);
+// Layer indices from a list (negative counts from the end) or a slice string "a:b".
+std::vector<int64_t> select_layers(const nlohmann::json& selection, int64_t n_layers, const std::string& key);
 
 }  // namespace extrap

@@ -10,7 +10,9 @@
 #include "config/config.h"
 #include "data/dataset.h"
 #include "eval/protocol.h"
+#include "eval/treatment.h"
 #include "model/gpt.h"
+#include "position/sampling.h"
 #include "report/results.h"
 #include "train/checkpoint.h"
 
@@ -42,6 +44,7 @@ nlohmann::json summarize(const torch::Tensor& nll, const torch::Tensor& correct,
 // What every scoring pass of one evaluation shares.
 struct ScoringContext {
   const std::vector<uint16_t>& stream;
+  PositionSampling sampling;  // evaluation positions
   int64_t train_length = 0;
   int64_t batch_tokens = 0;
   torch::Device device = torch::kCPU;
@@ -76,7 +79,7 @@ nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, 
 // Scores every window of one (protocol, length) plan with `model`: the metrics of its result row.
 nlohmann::json score_plan(GPT& model, const LengthPlan& plan, const ScoringContext& context) {
   const int64_t length = plan.length;
-  const auto positions = Positions::arange(length, context.device);
+  const auto positions = evaluation_positions(context.sampling, length, context.device);
   const std::size_t per_batch = std::max<int64_t>(1, context.batch_tokens / length);
   PositionTotals totals(length);
   const auto start = std::chrono::steady_clock::now();
@@ -109,6 +112,31 @@ nlohmann::json score_plan(GPT& model, const LengthPlan& plan, const ScoringConte
   }
   result["position_buckets"] = buckets;
   return result;
+}
+
+// The trained weights into a model built from a treated config (same tensors: treatments only swap
+// parameter-free rotations and attention settings).
+void copy_weights(GPT& from, GPT& to) {
+  auto source = from->named_parameters(true);
+  auto source_buffers = from->named_buffers(true);
+  for (auto& p : to->named_parameters(true)) p.value().copy_(source[p.key()]);
+  for (auto& b : to->named_buffers(true)) {
+    if (const auto* found = source_buffers.find(b.key())) b.value().copy_(*found);
+  }
+}
+
+// What a results file records about one treatment: its overlay and the layers it produced.
+nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& variant) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& layer : variant.layers) {
+    const PositionConfig& scheme =
+        layer.scheme_group < 0 ? variant.position : variant.layer_schemes[layer.scheme_group];
+    layers.push_back({{"position", position_json(scheme)}, {"attention", attention_json(layer.attention)}});
+  }
+  return {{"name", treatment.name},
+          {"overlay", treatment.overlay},
+          {"layers", layers},
+          {"position_sampling", {{"eval", variant.position_sampling.eval}, {"range", variant.position_sampling.range}}}};
 }
 
 nlohmann::json unsupported(const std::string& why) { return {{"status", "unsupported"}, {"error", why}}; }
@@ -159,26 +187,44 @@ nlohmann::json evaluate(const EvalOptions& options) {
                                         options.max_tokens, config.data.train_length, split);
   const torch::Device device = resolve_device(options.device);
 
+  std::vector<Treatment> treatments;
+  if (options.include_baseline) treatments.push_back(baseline_treatment());
+  for (auto& t : load_treatments(options.treatment_files)) treatments.push_back(std::move(t));
+  if (treatments.empty()) throw UserError("eval: nothing to evaluate (--no-baseline without --treatments)");
+  std::vector<RunConfig> treated;
+  for (const auto& t : treatments) treated.push_back(apply_treatment(config, t));  // all checked before any work
+
   torch::NoGradGuard no_grad;
-  GPT model = build_model(config);
-  const TrainingState state = load_checkpoint(*checkpoint, model, nullptr);
-  model->to(device);
-  model->eval();
-  model->set_attention_block(kEvalAttentionBlock);
+  GPT trained = build_model(config);
+  const TrainingState state = load_checkpoint(*checkpoint, trained, nullptr);
 
   std::string trained_on;
   if (fs::exists(options.run_dir / "run.json")) {
     trained_on = read_json_file(options.run_dir / "run.json").at("dataset").value("checksum", "");
   }
-  const ScoringContext context{stream, config.data.train_length, options.batch_tokens, device};
   nlohmann::json protocol_list = nlohmann::json::array();
+  for (const auto& protocol : protocols) protocol_list.push_back(protocol.to_json());
+  nlohmann::json treatment_list = nlohmann::json::array();
   nlohmann::json results = nlohmann::json::array();
-  for (const auto& protocol : protocols) {
-    protocol_list.push_back(protocol.to_json());
-    for (int64_t length : options.lengths) {
-      nlohmann::json row = evaluate_length(model, config.position.scheme, protocol, length, context);
-      spdlog::info("{} | {} | length {:>6} | {}", config.name, protocol.name, length, describe_result(row));
-      results.push_back(row);
+  for (std::size_t t = 0; t < treatments.size(); ++t) {
+    const RunConfig& variant = treated[t];
+    treatment_list.push_back(treatment_json(treatments[t], variant));
+    const ScoringContext context{stream, variant.position_sampling, config.data.train_length, options.batch_tokens,
+                                 device};
+    for (const auto& protocol : protocols) {
+      for (int64_t length : options.lengths) {
+        // Built per length: inference-time treatments derive their extension factor from it.
+        GPT model = build_model(variant, length);
+        copy_weights(trained, model);
+        model->to(device);
+        model->eval();
+        model->set_attention_block(kEvalAttentionBlock);
+        nlohmann::json row = evaluate_length(model, config.position.scheme, protocol, length, context);
+        row["treatment"] = treatments[t].name;
+        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol.name, length,
+                     describe_result(row));
+        results.push_back(row);
+      }
     }
   }
 
@@ -191,6 +237,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
       {"data", {{"dataset", dataset_dir.string()}, {"checksum", dataset.checksum()}, {"split", options.split},
                 {"split_tokens", int64_t(stream.size())}, {"trained_on_same_dataset", trained_on == dataset.checksum()}}},
       {"protocols", protocol_list},
+      {"treatments", treatment_list},
       {"device", options.device},
       {"threads", torch::get_num_threads()},
       {"results", results}};

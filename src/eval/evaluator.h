@@ -16,14 +16,16 @@ struct EvalOptions {
   int64_t max_tokens = 65536;      // targets scored per length (see each protocol in docs/results.md)
   std::vector<std::string> protocols{"nonoverlap"};  // each evaluated at every length
   ProtocolParams protocol_params;  // --stride, --suffix-targets, --suffix-source
+  std::vector<std::string> treatment_files;  // --treatments: JSON files of named variants (eval/treatment.h)
+  bool include_baseline = true;    // also evaluate the untreated model (row "baseline")
   std::filesystem::path out;       // default RUN/results/eval.json
   std::filesystem::path dataset;   // default: the run's data.dataset
   std::string device = "cpu";
   int64_t batch_tokens = 16384;    // windows per forward = max(1, batch_tokens / length)
 };
 
-// Evaluates the run's latest checkpoint under each protocol at each length (see docs/results.md
-// for the JSON written) and returns the results document.
+// Evaluates the run's latest checkpoint under each treatment, protocol and length (see
+// docs/results.md for the JSON written) and returns the results document.
 nlohmann::json evaluate(const EvalOptions& options);
 
 }  // namespace extrap

@@ -1,0 +1,38 @@
+#pragma once
+// Inference-time treatments: variants of a trained model evaluated without retraining (PI, the NTK
+// family, YaRN, ReRoPE, log-n†, sliding windows, ...). A treatment is a named JSON overlay on the
+// run's resolved config:
+//   {"name": "NTK-mixed-logn†",
+//    "position": {"scaling": "ntk_mixed"},            // the model-wide scheme (RoPE models only)
+//    "attention": {"logn": "inference"},             // every layer
+//    "layers": [{"layers": [2], "position": {"scheme": "rerope", "window": 32}}],  // some layers
+//    "position_sampling": {"eval": "spread"}}
+// A "position" overlay keeps the trained scheme's parameters (base, rotary_dims, ...) that the new
+// scheme also has. The strings "$train_length" and "$train_length/N" stand for the run's training
+// length (and its N-th part) anywhere in the overlay. Schemes are parameter-free rotations here, so the trained weights load unchanged.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+
+namespace extrap {
+
+struct Treatment {
+  std::string name;
+  nlohmann::json overlay = nlohmann::json::object();  // without "name"
+};
+
+// The untreated model.
+Treatment baseline_treatment();
+
+// Reads treatments from JSON files, each either one treatment object or {"treatments": [...]}.
+// Names must be unique. Errors name the file and the entry.
+std::vector<Treatment> load_treatments(const std::vector<std::string>& files);
+
+// The run's config with the treatment applied; throws UserError naming the treatment when it does
+// not fit the model (e.g. a RoPE treatment on an ALiBi model).
+RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment);
+
+}  // namespace extrap
