@@ -302,7 +302,7 @@ void resolve_layers(json& document, const ModelShape& shape, RunConfig& config) 
         fail(key + "." + it.key(), "unknown key (known here: layers, position, attention)");
       }
     }
-    PositionConfig position;
+    PositionConfig position{"", json::object()};  // empty scheme: the entry keeps the layers' scheme
     if (entry.contains("position")) {
       position = resolve_position(entry["position"], key + ".position", shape);
       const SchemeInfo& info = find_scheme(position.scheme);

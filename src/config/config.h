@@ -87,7 +87,7 @@ struct RunConfig {
   uint64_t seed = 1234;
   ModelConfig model;
   PositionConfig position;                   // the model-wide scheme
-  std::vector<PositionConfig> layer_schemes;  // one per `layers` entry that sets a position (else unused)
+  std::vector<PositionConfig> layer_schemes;  // one per `layers` entry (scheme "" when it sets no position)
   std::vector<LayerConfig> layers;            // resolved, one per model layer
   PositionSampling position_sampling;
   DataConfig data;
