@@ -5,6 +5,7 @@
 #include "common/runtime.h"
 #include "config/config.h"
 #include "model/gpt.h"
+#include "position/sampling.h"
 #include "train/adamw.h"
 
 namespace extrap {
@@ -16,13 +17,17 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-RunConfig reference_config() {
-  RunConfig config;
-  config.model = ModelConfig{256, 256, 4, 4, 1024, 0.0, true, false};  // untied head, as in the Python reference
-  config.data.train_length = 256;
-  config.position.scheme = "rope";
-  config.position.params = {{"base", 10000.0}};
-  return config;
+// The model of shared/bench/nanogpt_step.py (untied head) with RoPE; `overrides` ("key=value", as
+// `train --set`) switch schemes or attention settings to time them on the same model.
+RunConfig reference_config(const std::vector<std::string>& overrides) {
+  nlohmann::json document = {
+      {"name", "bench"},
+      {"model", {{"vocab_size", 256}, {"d_model", 256}, {"n_layers", 4}, {"n_heads", 4}, {"d_mlp", 1024},
+                 {"dropout", 0.0}, {"bias", true}, {"tie_embeddings", false}}},
+      {"position", {{"scheme", "rope"}}},
+      {"data", {{"dataset", "(none: random tokens)"}, {"train_length", 256}}}};
+  for (const auto& assignment : overrides) apply_override(document, assignment, "bench --set");
+  return config_from_json(document, "bench --set");
 }
 
 // Best of a few 2048^3 float32 matmuls: what this machine's BLAS can do at its best.
@@ -45,7 +50,7 @@ double matmul_peak_gflops(const torch::Device& device) {
 
 nlohmann::json run_bench(const BenchOptions& options) {
   const torch::Device device = resolve_device(options.device);
-  const RunConfig config = reference_config();
+  const RunConfig config = reference_config(options.overrides);
   const int64_t batch = 16, length = config.data.train_length;
   torch::manual_seed(0);
   GPT model = build_model(config);
@@ -56,8 +61,9 @@ nlohmann::json run_bench(const BenchOptions& options) {
   for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
   AdamW optimizer(named, {0.9, 0.999, 1e-8, 0.01});  // torch.optim.AdamW defaults, as in the reference
   const auto tokens = torch::randint(0, config.model.vocab_size, {batch, length + 1}, torch::TensorOptions(torch::kInt64).device(device));
-  const auto positions = Positions::arange(length, device);
+  int64_t step = 0;
   auto train_step = [&] {
+    const auto positions = training_positions(config.position_sampling, length, config.seed, step++, device);
     auto logits = model->forward(tokens.slice(1, 0, length), positions);
     auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), tokens.slice(1, 1).reshape({-1}));
     optimizer.zero_grad();
@@ -84,7 +90,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
   model->eval();
   model->set_attention_block(256);
   const auto eval_tokens = torch::randint(0, m.vocab_size, {1, options.eval_length}, torch::TensorOptions(torch::kInt64).device(device));
-  const auto eval_positions = Positions::arange(options.eval_length, device);
+  const auto eval_positions = evaluation_positions(config.position_sampling, options.eval_length, device);
   (void)model->forward(eval_tokens, eval_positions).sum().item<float>();  // warm caches
   start = Clock::now();
   (void)model->forward(eval_tokens, eval_positions).sum().item<float>();
@@ -93,7 +99,8 @@ nlohmann::json run_bench(const BenchOptions& options) {
 
   const double gflops = flops / step_seconds / 1e9;
   return {{"model", {{"d_model", m.d_model}, {"n_layers", m.n_layers}, {"n_heads", m.n_heads}, {"train_length", length},
-                     {"batch", batch}, {"vocab", m.vocab_size}, {"scheme", "rope"}, {"parameters", params}}},
+                     {"batch", batch}, {"vocab", m.vocab_size}, {"scheme", config.position.scheme}, {"overrides", options.overrides},
+                     {"parameters", params}}},
           {"device", options.device},
           {"threads", torch::get_num_threads()},
           {"train", {{"step_ms", step_seconds * 1e3}, {"tokens_per_s", batch * length / step_seconds}, {"gflops", gflops},

@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,7 @@ struct BenchOptions {
   int64_t eval_length = 8192;
   int64_t attention_block = 64;  // query rows per attention block in training (the model default)
   std::string device = "cpu";
+  std::vector<std::string> overrides;  // --set key=value on the reference config (scheme, attention)
 };
 
 // Times training steps of the fixed reference model (d_model 256, 4 layers, 4 heads, length 256,

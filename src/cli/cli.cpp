@@ -58,7 +58,10 @@ void print_schemes(bool as_json) {
 }
 
 void print_bench(const nlohmann::json& r) {
-  std::cout << "reference model: d_model 256, 4 layers, 4 heads, length 256, batch 16, RoPE, "
+  std::string overrides;
+  for (const auto& o : r["model"]["overrides"]) overrides += " " + o.get<std::string>();
+  std::cout << "reference model: d_model 256, 4 layers, 4 heads, length 256, batch 16, scheme "
+            << r["model"]["scheme"].get<std::string>() << (overrides.empty() ? "" : " (--set" + overrides + ")") << ", "
             << r["model"]["parameters"] << " parameters, " << r["threads"] << " threads\n"
             << "train: " << r["train"]["step_ms"].get<double>() << " ms/step, " << r["train"]["tokens_per_s"].get<double>()
             << " tokens/s, " << r["train"]["gflops"].get<double>() << " GFLOP/s ("
@@ -126,12 +129,21 @@ int run_cli(int argc, char** argv) {
   add_runtime(eval_cmd);
 
   std::vector<std::string> report_inputs;
-  std::string format = "table", metric = "ppl", part = "window";
-  auto* report_cmd = app.add_subcommand("report", "compare runs: a runs x (length, protocol) table");
+  std::string format = "table", layout = "runs";
+  ReportOptions report_options;
+  bool su_layout = false;
+  auto* report_cmd = app.add_subcommand("report", "compare runs: a (run, treatment) x (length, protocol) table");
   report_cmd->add_option("inputs", report_inputs, "run directories or results files")->required();
   report_cmd->add_option("--format", format, "table, markdown or csv");
-  report_cmd->add_option("--metric", metric, "ppl, bpb, nll, acc or beyond_ppl");
-  report_cmd->add_option("--part", part, "window (default), natural or copy (repeated windows), beyond (past train length)");
+  report_cmd->add_option("--layout", layout,
+                         "runs (default): columns per length x protocol; su: Su's tables, natural and repeated "
+                         "columns per length");
+  report_cmd->add_flag("--su", su_layout, "the same as --layout su");
+  report_cmd->add_option("--metric", report_options.metric,
+                         "ppl (default for runs), bpb, nll, acc (default for su) or beyond_ppl");
+  report_cmd->add_option("--part", report_options.part,
+                         "window (runs default), natural or copy (repeated windows; su default for its repeated "
+                         "column: copy), beyond (past train length)");
 
   bool schemes_json = false;
   auto* schemes_cmd = app.add_subcommand("schemes", "list the registered position schemes and their parameters");
@@ -146,6 +158,9 @@ int run_cli(int argc, char** argv) {
   bench_cmd->add_option("--attention-block", bench_options.attention_block, "query rows per attention block")
       ->check(CLI::PositiveNumber);
   bench_cmd->add_option("--json", bench_json, "also write the figures to this JSON file");
+  bench_cmd->add_option("--set", bench_options.overrides,
+                        "override the reference config: --set position.scheme=alibi attention.window=64")
+      ->take_all();
   add_runtime(bench_cmd);
 
   try {
@@ -190,9 +205,11 @@ int run_cli(int argc, char** argv) {
         }
       }
     } else if (*report_cmd) {
+      report_options.format = parse_table_format(format);
+      report_options.layout = su_layout ? ReportLayout::Su : parse_report_layout(layout);
       std::vector<nlohmann::json> documents;
       for (const auto& input : report_inputs) documents.push_back(load_results(input));
-      std::cout << render_report(documents, metric, parse_table_format(format), part);
+      std::cout << render_report(documents, report_options);
     } else if (*schemes_cmd) {
       print_schemes(schemes_json);
     } else if (*bench_cmd) {

@@ -46,6 +46,8 @@ json load_with_extends(const fs::path& path, std::vector<fs::path>& chain) {
   return merged;
 }
 
+}  // namespace
+
 void apply_override(json& document, const std::string& assignment, const std::string& source) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -77,6 +79,8 @@ void apply_override(json& document, const std::string& assignment, const std::st
   }
   (*node)[path.back()] = value;
 }
+
+namespace {
 
 void check_against_schema(const json& given, const json& schema, const std::string& prefix, const std::string& source) {
   for (auto it = given.begin(); it != given.end(); ++it) {

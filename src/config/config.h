@@ -103,6 +103,9 @@ nlohmann::json default_config();
 // validates. Errors name the file and the dotted key.
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
+// Applies one "dotted.key=value" override to a config document (as `train --set` does); errors name `source`.
+void apply_override(nlohmann::json& document, const std::string& assignment, const std::string& source);
+
 // Builds a RunConfig from an already resolved JSON document (a run directory's config.json).
 RunConfig config_from_json(const nlohmann::json& document, const std::string& source);
 
