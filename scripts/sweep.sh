@@ -6,17 +6,21 @@
 #   --lengths L1,L2     eval lengths (default 512,2048,8192)
 #   --max-tokens N      tokens scored at every length (default 16384)
 #   --set key=value     config override applied to every run (repeatable)
+#   --protocol P1,P2    eval protocols (default nonoverlap)
+#   --treatments FILE   inference-time treatments evaluated besides the baseline (repeatable)
 # Environment: EXTRAP (binary, default build/extrap), EXTRAP_THREADS (default: all cores).
 set -euo pipefail
 extrap=${EXTRAP:-build/extrap}
-runs=runs lengths=512,2048,8192 max_tokens=16384
-overrides=() configs=()
+runs=runs lengths=512,2048,8192 max_tokens=16384 protocol=nonoverlap
+overrides=() configs=() treatments=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
     --lengths) lengths=$2; shift 2 ;;
     --max-tokens) max_tokens=$2; shift 2 ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
+    --protocol) protocol=$2; shift 2 ;;
+    --treatments) treatments+=("$2"); shift 2 ;;
     -*) echo "sweep.sh: unknown option $1" >&2; exit 2 ;;
     *) configs+=("$1"); shift ;;
   esac
@@ -36,14 +40,17 @@ for config in "${configs[@]}"; do
     echo "== $name: training"
     "$extrap" train --config "$config" --out "$dir" "${resume[@]}" "${overrides[@]}" "${threads[@]}"
   fi
-  # Skip evaluation only if it ran after training finished, with the same lengths and token budget.
+  # Skip evaluation only if it ran after training finished, with the same arguments.
   stamp="$dir/results/sweep-eval.args"
-  if [ -f "$stamp" ] && [ "$stamp" -nt "$dir/DONE" ] && [ "$(cat "$stamp")" = "$lengths $max_tokens" ]; then
+  args="$lengths $max_tokens $protocol ${treatments[*]}"
+  if [ -f "$stamp" ] && [ "$stamp" -nt "$dir/DONE" ] && [ "$(cat "$stamp")" = "$args" ]; then
     echo "== $name: evaluated (skipping)"
   else
     echo "== $name: evaluating at $lengths"
-    "$extrap" eval --run "$dir" --lengths "$lengths" --max-tokens "$max_tokens" "${threads[@]}" > /dev/null
-    echo "$lengths $max_tokens" > "$stamp"
+    treatment_args=(); [ ${#treatments[@]} -eq 0 ] || treatment_args=(--treatments "${treatments[@]}")
+    "$extrap" eval --run "$dir" --lengths "$lengths" --max-tokens "$max_tokens" --protocol "$protocol" \
+      "${treatment_args[@]}" "${threads[@]}" > /dev/null
+    echo "$args" > "$stamp"
   fi
 done
 echo

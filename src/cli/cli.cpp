@@ -36,20 +36,33 @@ std::vector<int64_t> parse_lengths(const std::string& text) {
   return lengths;
 }
 
-void print_schemes(bool as_json) {
+enum class SchemeListing { Full, Brief, Markdown, Json };
+
+void print_schemes(SchemeListing format) {
   nlohmann::json listing = nlohmann::json::array();
   for (const auto& info : registered_schemes()) {
     nlohmann::json params = nlohmann::json::array();
     for (const auto& p : info.params) params.push_back({{"name", p.name}, {"default", p.default_value}, {"description", p.description}});
     listing.push_back({{"name", info.name}, {"description", info.description}, {"reference", info.reference}, {"params", params}});
   }
-  if (as_json) {
+  if (format == SchemeListing::Json) {
     std::cout << listing.dump(2) << "\n";
     return;
   }
+  if (format == SchemeListing::Markdown) std::cout << "| scheme | what it does | reference |\n| --- | --- | --- |\n";
   for (const auto& scheme : listing) {
-    std::cout << scheme["name"].get<std::string>() << ": " << scheme["description"].get<std::string>() << "\n"
-              << "    reference: " << scheme["reference"].get<std::string>() << "\n";
+    const auto name = scheme["name"].get<std::string>(), description = scheme["description"].get<std::string>(),
+               reference = scheme["reference"].get<std::string>();
+    if (format == SchemeListing::Markdown) {
+      const auto cell = [](std::string text) {  // a '|' would end the cell
+        for (std::size_t at = text.find('|'); at != std::string::npos; at = text.find('|', at + 2)) text.insert(at, "\\");
+        return text;
+      };
+      std::cout << "| `" << name << "` | " << cell(description) << " | " << cell(reference) << " |\n";
+      continue;
+    }
+    std::cout << name << ": " << description << "\n    reference: " << reference << "\n";
+    if (format == SchemeListing::Brief) continue;
     for (const auto& p : scheme["params"]) {
       std::cout << "    " << p["name"].get<std::string>() << " (default " << p["default"].dump()
                 << "): " << p["description"].get<std::string>() << "\n";
@@ -145,9 +158,11 @@ int run_cli(int argc, char** argv) {
                          "window (runs default), natural or copy (repeated windows; su default for its repeated "
                          "column: copy), beyond (past train length)");
 
-  bool schemes_json = false;
+  bool schemes_json = false, schemes_brief = false, schemes_markdown = false;
   auto* schemes_cmd = app.add_subcommand("schemes", "list the registered position schemes and their parameters");
   schemes_cmd->add_flag("--json", schemes_json, "print JSON");
+  schemes_cmd->add_flag("--brief", schemes_brief, "names, descriptions and references only");
+  schemes_cmd->add_flag("--markdown", schemes_markdown, "a markdown table of names, descriptions and references");
 
   BenchOptions bench_options;
   std::string bench_json;
@@ -211,7 +226,10 @@ int run_cli(int argc, char** argv) {
       for (const auto& input : report_inputs) documents.push_back(load_results(input));
       std::cout << render_report(documents, report_options);
     } else if (*schemes_cmd) {
-      print_schemes(schemes_json);
+      print_schemes(schemes_json       ? SchemeListing::Json
+                    : schemes_markdown ? SchemeListing::Markdown
+                    : schemes_brief    ? SchemeListing::Brief
+                                       : SchemeListing::Full);
     } else if (*bench_cmd) {
       bench_options.device = device;
       const auto result = run_bench(bench_options);
