@@ -11,19 +11,30 @@ namespace {
 
 using nlohmann::json;
 
-// Replaces "$train_length" strings by the training length ("$train_length/4" by a quarter of it).
-json substitute_train_length(json value, int64_t train_length) {
+// Replaces "$train_length" strings by the training length and "$train_length/N" by its N-th part
+// (at least 1). `key` names `value` in errors.
+json substitute_train_length(json value, int64_t train_length, const std::string& key) {
   const std::string token = "$train_length";
   if (value.is_string() && value.get<std::string>().rfind(token, 0) == 0) {
     const std::string rest = value.get<std::string>().substr(token.size());
     if (rest.empty()) return train_length;
-    if (rest.size() > 1 && rest[0] == '/' && rest.find_first_not_of("0123456789", 1) == std::string::npos) {
-      return std::max<int64_t>(1, train_length / std::stoll(rest.substr(1)));
+    const std::string divisor = rest.substr(1);
+    if (rest[0] == '/' && !divisor.empty() && divisor.size() <= 9 &&
+        divisor.find_first_not_of("0123456789") == std::string::npos && std::stoll(divisor) > 0) {
+      return std::max<int64_t>(1, train_length / std::stoll(divisor));
     }
-    throw UserError("\"" + value.get<std::string>() + "\": expected \"$train_length\" or \"$train_length/N\"");
+    throw UserError(key + ": \"" + value.get<std::string>() +
+                    "\": expected \"$train_length\" or \"$train_length/N\" with a whole N >= 1");
   }
-  if (value.is_object() || value.is_array()) {
-    for (auto& child : value) child = substitute_train_length(child, train_length);
+  if (value.is_object()) {
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      it.value() = substitute_train_length(it.value(), train_length, key + "." + it.key());
+    }
+  }
+  if (value.is_array()) {
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      value[i] = substitute_train_length(value[i], train_length, key + "[" + std::to_string(i) + "]");
+    }
   }
   return value;
 }
@@ -131,6 +142,7 @@ std::vector<Treatment> load_treatments(const std::vector<std::string>& files) {
   std::vector<Treatment> treatments;
   std::set<std::string> names;
   for (const auto& file : files) {
+    if (!fs::is_regular_file(file)) throw UserError(file + ": treatments file not found");
     const json document = read_json_file(file);
     const json entries = document.is_object() && document.contains("treatments") ? document["treatments"]
                                                                                    : json::array({document});
@@ -146,6 +158,9 @@ std::vector<Treatment> load_treatments(const std::vector<std::string>& files) {
       for (auto it = entry.begin(); it != entry.end(); ++it) {
         if (it.key() != "name" && it.key().rfind('_', 0) != 0) treatment.overlay[it.key()] = *it;  // "_comment"s dropped
       }
+      if (treatment.name == baseline_treatment().name) {
+        throw UserError(key + ": the name \"" + treatment.name + "\" is reserved for the untreated model");
+      }
       if (!names.insert(treatment.name).second) throw UserError(key + ": duplicate treatment name \"" + treatment.name + "\"");
       treatments.push_back(treatment);
     }
@@ -155,7 +170,8 @@ std::vector<Treatment> load_treatments(const std::vector<std::string>& files) {
 
 RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment) {
   RunConfig config = trained;
-  treat(config, substitute_train_length(treatment.overlay, trained.data.train_length), "treatment \"" + treatment.name + "\"");
+  const std::string key = "treatment \"" + treatment.name + "\"";
+  treat(config, substitute_train_length(treatment.overlay, trained.data.train_length, key), key);
   return config;
 }
 

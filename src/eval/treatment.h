@@ -9,7 +9,8 @@
 //    "position_sampling": {"eval": "spread"}}
 // A "position" overlay keeps the trained scheme's parameters (base, rotary_dims, ...) that the new
 // scheme also has. The strings "$train_length" and "$train_length/N" stand for the run's training
-// length (and its N-th part) anywhere in the overlay. Schemes are parameter-free rotations here, so the trained weights load unchanged.
+// length (and its N-th part, at least 1) anywhere in the overlay. Schemes are parameter-free
+// rotations here, so the trained weights load unchanged.
 #include <string>
 #include <vector>
 
@@ -24,11 +25,12 @@ struct Treatment {
   nlohmann::json overlay = nlohmann::json::object();  // without "name"
 };
 
-// The untreated model.
+// The untreated model, named "baseline".
 Treatment baseline_treatment();
 
 // Reads treatments from JSON files, each either one treatment object or {"treatments": [...]}.
-// Names must be unique. Errors name the file and the entry.
+// Names must be unique and not "baseline"; keys starting with "_" are comments. Errors name the
+// file and the entry.
 std::vector<Treatment> load_treatments(const std::vector<std::string>& files);
 
 // The run's config with the treatment applied; throws UserError naming the treatment when it does
