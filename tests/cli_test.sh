@@ -56,7 +56,7 @@ expect="use --resume" expect_error "$extrap" train --config "$work/tiny.json" --
 [ -f "$work/run/DONE" ] || fail "resumed run did not finish"
 
 "$extrap" eval --run "$work/run" --lengths 32,64 --max-tokens 256 --threads 1 >/dev/null 2>&1 || fail "eval"
-grep -q '"schema": "extrap.eval/2"' "$work/run/results/eval.json" || fail "results schema"
+grep -q '"schema": "extrap.eval/3"' "$work/run/results/eval.json" || fail "results schema"
 "$extrap" report "$work/run" --format csv | grep -q '^run,scheme,train,32,64$' || fail "report csv header"
 
 # Several protocols in one call: one column per (length, protocol) in the report.
@@ -70,6 +70,21 @@ expect="--stride 64 is not in" expect_error "$extrap" eval --run "$work/run" --l
 expect="--stride 0 is not in" expect_error "$extrap" eval --run "$work/run" --lengths 32 --protocol sliding --stride 0
 expect="--stride applies only to --protocol sliding" expect_error "$extrap" eval --run "$work/run" --lengths 32 --stride 8
 expect="is long enough for length 4096" expect_error "$extrap" eval --run "$work/run" --lengths 32,4096 --protocol suffix
+expect="missing.json: treatments file not found" expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/missing.json"
+echo '{"name": "bad", "position": {"scaling": "ntk"}}' > "$work/bad_treatment.json"
+expect='treatment "bad".position.scaling: unknown scaling "ntk"' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/bad_treatment.json"
+echo '{"treatments": [{"name": "PI", "position": {"scaling": "pi"}}, {"name": "PI"}]}' > "$work/twice.json"
+expect='duplicate treatment name "PI"' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/twice.json"
 [ "$results_before" = "$(cat "$work/run/results/eval.json")" ] || fail "a refused eval rewrote the results"
 expect="expected table, markdown or csv" expect_error "$extrap" report "$work/run" --format html
+expect="--layout wide: expected runs or su" expect_error "$extrap" report "$work/run" --layout wide
+
+# Treatments: one line per treatment; the Su layout has natural and repeated columns per length.
+echo '{"treatments": [{"name": "PI", "position": {"scaling": "pi"}}, {"name": "logn†", "attention": {"logn": "inference"}}]}' > "$work/treatments.json"
+"$extrap" eval --run "$work/run" --lengths 32,64 --max-tokens 256 --protocol nonoverlap,repeated \
+  --treatments "$work/treatments.json" --out "$work/treated.json" --threads 1 >/dev/null 2>&1 || fail "eval --treatments"
+su=$("$extrap" report "$work/treated.json" --su --format csv)
+[ "$(printf '%s\n' "$su" | head -1)" = "treatment,32 natural,32 repeated,64 natural,64 repeated" ] || fail "su header: $su"
+[ "$(printf '%s\n' "$su" | cut -d, -f1 | tail -n +2 | tr '\n' ' ')" = "baseline PI logn† " ] || fail "su rows: $su"
+"$extrap" report "$work/treated.json" --format csv | head -1 | grep -q '^run,scheme,treatment,train,32 nonoverlap,' || fail "report treatment column"
 echo "cli_test: ok"

@@ -7,12 +7,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -606,17 +608,101 @@ TEST_F(TrainEvalTest, ReportReadsTheFirstSchema) {
   old["protocol"] = current["protocols"][0];
   old["protocol"]["train_length"] = 32;
   old.erase("protocols");
-  for (auto& entry : old["results"]) entry.erase("protocol");
+  old.erase("treatments");
+  for (auto& entry : old["results"]) {
+    entry.erase("protocol");
+    entry.erase("treatment");
+  }
   const fs::path file = root_ / "results" / "v1.json";
   write_json_atomic(file, old);
   const json upgraded = load_results(file);
   EXPECT_EQ(upgraded.at("upgraded_from"), "extrap.eval/1");
   json without_note = upgraded;
   without_note.erase("upgraded_from");
+  // The upgrade cannot resolve the baseline's layers; everything else is as written today.
+  EXPECT_EQ(without_note["treatments"], json::array({{{"name", "baseline"}, {"overlay", json::object()}}}));
+  without_note["treatments"] = current["treatments"];
   EXPECT_EQ(without_note, current);
   EXPECT_EQ(render_report({upgraded}, "ppl", TableFormat::Csv), render_report({current}, "ppl", TableFormat::Csv));
   // validate_results itself names the schema it expects.
-  EXPECT_TRUE(contains(user_error_message([&] { validate_results(old, "v1.json"); }), "expected extrap.eval/2"));
+  EXPECT_TRUE(contains(user_error_message([&] { validate_results(old, "v1.json"); }), "expected extrap.eval/3"));
+}
+
+// One run under several inference-time treatments: a row per (treatment, protocol, length); a
+// derived extension factor is 1 at the training length, so PI, YaRN and dynamic NTK reproduce the
+// untreated model exactly there and change it only beyond.
+TEST_F(TrainEvalTest, EvaluateUnderTreatments) {
+  const fs::path file = root_ / "treatments.json";
+  write_file_atomic(file, R"({"treatments": [
+    {"name": "PI", "position": {"scaling": "pi"}},
+    {"name": "YaRN", "position": {"scaling": "yarn"}},
+    {"name": "dynamic-NTK", "position": {"scaling": "dynamic_ntk"}}]})");
+  auto options = eval_options(run_a(), "treatments.json");
+  options.protocols = {"nonoverlap", "repeated"};
+  options.treatment_files = {file.string()};
+  const json document = eval_quietly(options);
+  EXPECT_NO_THROW(validate_results(document, "treatments.json"));
+  EXPECT_EQ(load_results(root_ / "results" / "treatments.json"), document);
+
+  const std::vector<std::string> names{"baseline", "PI", "YaRN", "dynamic-NTK"};
+  ASSERT_EQ(document.at("treatments").size(), names.size());
+  for (std::size_t t = 0; t < names.size(); ++t) {
+    const json& treatment = document.at("treatments")[t];
+    EXPECT_EQ(treatment.at("name"), names[t]);
+    ASSERT_EQ(treatment.at("layers").size(), 2u);  // resolved per layer
+    for (const auto& layer : treatment.at("layers")) {
+      EXPECT_EQ(layer.at("position").at("scheme"), "rope");
+      EXPECT_EQ(layer.at("position").at("scaling"), t == 0 ? json("none") : treatment.at("overlay")["position"]["scaling"]);
+      EXPECT_EQ(layer.at("attention").at("logn"), "none");
+    }
+    EXPECT_EQ(treatment.at("position_sampling").at("eval"), "ordinary");
+  }
+  EXPECT_EQ(document.at("treatments")[0].at("overlay"), json::object());
+
+  // Treatment-major, then protocol, then length; each combination once.
+  const auto& results = document.at("results");
+  ASSERT_EQ(results.size(), names.size() * 2 * 2);
+  std::map<std::tuple<std::string, std::string, int64_t>, double> nll;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const json& entry = results[i];
+    EXPECT_EQ(entry.at("treatment"), names[i / 4]);
+    EXPECT_EQ(entry.at("protocol"), i % 4 < 2 ? "nonoverlap" : "repeated");
+    EXPECT_EQ(entry.at("length"), i % 2 == 0 ? 32 : 64);
+    ASSERT_EQ(entry.at("status"), "ok") << entry;
+    nll[{entry.at("treatment").get<std::string>(), entry.at("protocol").get<std::string>(),
+         entry.at("length").get<int64_t>()}] = entry.at("nll").get<double>();
+  }
+  for (const std::string protocol : {"nonoverlap", "repeated"}) {
+    const double base32 = nll.at({"baseline", protocol, 32}), base64 = nll.at({"baseline", protocol, 64});
+    for (const std::string treatment : {"PI", "YaRN", "dynamic-NTK"}) {
+      SCOPED_TRACE(treatment + " " + protocol);
+      EXPECT_DOUBLE_EQ(nll.at({treatment, protocol, 32}), base32);  // s = 1 at the training length
+      // s = 2 beyond it. After 8 steps the tiny model hardly uses positions: the change is small,
+      // but the same computation would give the same bits.
+      EXPECT_GT(std::abs(nll.at({treatment, protocol, 64}) - base64), 1e-9);
+    }
+  }
+
+  // Su's table from this document: a line per treatment, natural and repeated copy per length.
+  const std::string csv = render_report({document}, ReportOptions{"acc", TableFormat::Csv, "", ReportLayout::Su});
+  std::istringstream lines(csv);
+  std::string line;
+  std::getline(lines, line);
+  EXPECT_EQ(line, "treatment,32 natural,32 repeated,64 natural,64 repeated");
+  for (std::size_t t = 0; t < names.size(); ++t) {
+    std::getline(lines, line);
+    const json& copy64 = results[4 * t + 3].at("copy");
+    char cell[32];
+    std::snprintf(cell, sizeof cell, ",%.2f%%", 100.0 * copy64.at("accuracy").get<double>());
+    EXPECT_EQ(line.rfind(names[t] + ",", 0), 0u) << line;
+    EXPECT_TRUE(line.size() >= std::strlen(cell) && line.substr(line.size() - std::strlen(cell)) == cell) << line;
+  }
+
+  // A treatment that does not fit the model stops the evaluation before any work.
+  write_file_atomic(file, R"({"name": "bad", "position": {"scheme": "alibi"}})");
+  options.out = root_ / "results" / "bad_treatment.json";
+  EXPECT_TRUE(contains(user_error_message([&] { eval_quietly(options); }), "treatment \"bad\".position.scheme"));
+  EXPECT_FALSE(fs::exists(options.out));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/files.h"
@@ -19,9 +20,21 @@ std::string fixed(double value, int digits) {
   return buf;
 }
 
-const json* find_row(const json& document, int64_t length, const std::string& protocol) {
+const std::string kBaseline = kBaselineTreatment;
+
+std::string schema_of(const json& document) {
+  return document.is_object() && document.contains("schema") && document["schema"].is_string()
+             ? document["schema"].get<std::string>()
+             : "";
+}
+
+// The row of `treatment` for (length, protocol), or nullptr.
+const json* find_row(const json& document, const std::string& treatment, int64_t length, const std::string& protocol) {
   for (const auto& entry : document.at("results")) {
-    if (entry.at("length").get<int64_t>() == length && entry.at("protocol") == protocol) return &entry;
+    if (entry.at("length").get<int64_t>() == length && entry.at("protocol") == protocol &&
+        entry.at("treatment") == treatment) {
+      return &entry;
+    }
   }
   return nullptr;
 }
@@ -48,7 +61,13 @@ std::string cell(const json* entry, const std::string& metric, const std::string
   return fixed(source->at("nll").get<double>(), 4);
 }
 
-std::string render_rows(const std::vector<std::vector<std::string>>& rows, TableFormat format) {
+// Terminal columns taken by UTF-8 text: one per code point (names such as "logn†", "InvLeaky→RoPE").
+std::size_t display_width(const std::string& text) {
+  return std::size_t(std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// The first `names` columns are left-aligned, the others (numbers) right-aligned.
+std::string render_rows(const std::vector<std::vector<std::string>>& rows, std::size_t names, TableFormat format) {
   std::ostringstream out;
   if (format == TableFormat::Csv) {
     for (const auto& row : rows) {
@@ -59,21 +78,24 @@ std::string render_rows(const std::vector<std::vector<std::string>>& rows, Table
   }
   std::vector<std::size_t> widths(rows[0].size(), 0);
   for (const auto& row : rows) {
-    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], display_width(row[c]));
   }
   const std::string sep = format == TableFormat::Markdown ? " | " : "  ";
   for (std::size_t r = 0; r < rows.size(); ++r) {
     if (format == TableFormat::Markdown) out << "| ";
     for (std::size_t c = 0; c < rows[r].size(); ++c) {
       const std::string& text = rows[r][c];
-      const std::string pad(widths[c] - text.size(), ' ');
-      out << (c ? sep : "") << (c < 2 ? text + pad : pad + text);  // names left, numbers right
+      const std::string pad(widths[c] - display_width(text), ' ');
+      out << (c ? sep : "") << (c < names ? text + pad : pad + text);
     }
     out << (format == TableFormat::Markdown ? " |\n" : "\n");
     if (r == 0) {
       if (format == TableFormat::Markdown) {
         out << "|";
-        for (std::size_t c = 0; c < widths.size(); ++c) out << (c < 2 ? " :" : " ") << std::string(widths[c], '-') << (c < 2 ? " |" : ": |");
+        for (std::size_t c = 0; c < widths.size(); ++c) {
+          const std::string dashes(widths[c] - 1, '-');
+          out << (c < names ? " :" + dashes + " |" : " " + dashes + ": |");
+        }
         out << "\n";
       } else {
         std::size_t total = 0;
@@ -83,6 +105,75 @@ std::string render_rows(const std::vector<std::vector<std::string>>& rows, Table
     }
   }
   return out.str();
+}
+
+// One line of a report: a document under one of its treatments.
+struct Line {
+  const json* document;
+  std::string treatment;
+  std::string run() const { return document->at("run").at("name").get<std::string>(); }
+  // "rope" for the untreated model, "rope / PI" for a treatment (in notes).
+  std::string name() const { return treatment == kBaseline ? run() : run() + " / " + treatment; }
+  std::string label(const std::string& column) const {
+    const json& config = document->at("run").at("config");
+    if (column == "run") return run();
+    if (column == "scheme") return config.at("position").at("scheme").get<std::string>();
+    if (column == "train") return std::to_string(config.at("data").at("train_length").get<int64_t>());
+    return treatment;
+  }
+};
+
+// One column of numbers: the (length, protocol) row of each line, and the part of it shown.
+struct Column {
+  int64_t length;
+  std::string protocol, part, label;
+};
+
+std::vector<Column> report_columns(const std::vector<json>& documents, const ReportOptions& options) {
+  // Lengths ascending; protocols in the order they first appear.
+  std::set<int64_t> lengths;
+  std::vector<std::string> protocols;
+  for (const auto& document : documents) {
+    for (const auto& entry : document.at("results")) {
+      lengths.insert(entry.at("length").get<int64_t>());
+      const std::string protocol = entry.at("protocol").get<std::string>();
+      if (std::find(protocols.begin(), protocols.end(), protocol) == protocols.end()) protocols.push_back(protocol);
+    }
+  }
+  auto present = [&](int64_t length, const std::string& protocol) {
+    for (const auto& document : documents) {
+      for (const auto& entry : document.at("results")) {
+        if (entry.at("length").get<int64_t>() == length && entry.at("protocol") == protocol) return true;
+      }
+    }
+    return false;
+  };
+  std::vector<Column> columns;
+  for (int64_t length : lengths) {
+    const std::string l = std::to_string(length);
+    if (options.layout == ReportLayout::Su) {
+      if (present(length, "nonoverlap")) columns.push_back({length, "nonoverlap", "window", l + " natural"});
+      if (present(length, "repeated")) columns.push_back({length, "repeated", options.part, l + " repeated"});
+      continue;
+    }
+    for (const auto& protocol : protocols) {
+      if (present(length, protocol)) {
+        columns.push_back({length, protocol, options.part, protocols.size() > 1 ? l + " " + protocol : l});
+      }
+    }
+  }
+  return columns;
+}
+
+// What the numbers are: the metric, the split and, for the Su layout, what its two columns hold.
+std::string legend(const json& first, const ReportOptions& options) {
+  const std::string split = " on " + first.at("data").at("split").get<std::string>() + " split";
+  if (options.layout == ReportLayout::Su) {
+    const std::string repeated = options.part == "window" ? "whole repeated windows" : options.part + " part of repeated windows";
+    return options.metric + split + "; natural: nonoverlap windows (Su's 不重复); repeated: " + repeated + " (Su's 重复)";
+  }
+  const bool part = options.part != "window" && options.metric != "beyond_ppl";
+  return options.metric + (part ? " (" + options.part + " part)" : "") + split;
 }
 
 }  // namespace
@@ -129,20 +220,33 @@ std::string describe_protocol(const json& protocol) {
 }
 
 json upgrade_results(json document) {
-  if (!document.is_object() || document.value("schema", "") != kResultsSchemaV1) return document;
-  if (!document.contains("protocol") || !document["protocol"].is_object()) return document;
-  json protocol = document["protocol"];
-  protocol.erase("train_length");  // the run's config has it
-  const json name = protocol.value("name", json("nonoverlap"));
-  document.erase("protocol");
-  document["protocols"] = json::array({protocol});
-  if (document.contains("results") && document["results"].is_array()) {
-    for (auto& entry : document["results"]) {
-      if (entry.is_object()) entry["protocol"] = name;
+  const std::string read = schema_of(document);
+  if (read == kResultsSchemaV1 && document.contains("protocol") && document["protocol"].is_object()) {
+    json protocol = document["protocol"];
+    protocol.erase("train_length");  // the run's config has it
+    const json name = protocol.value("name", json("nonoverlap"));
+    document.erase("protocol");
+    document["protocols"] = json::array({protocol});
+    if (document.contains("results") && document["results"].is_array()) {
+      for (auto& entry : document["results"]) {
+        if (entry.is_object()) entry["protocol"] = name;
+      }
     }
+    document["schema"] = kResultsSchemaV2;
   }
-  document["schema"] = kResultsSchema;
-  document["upgraded_from"] = kResultsSchemaV1;
+  if (schema_of(document) == kResultsSchemaV2) {
+    // Documents written while /2 already had treatments keep them.
+    if (!document.contains("treatments")) {
+      document["treatments"] = json::array({{{"name", kBaseline}, {"overlay", json::object()}}});
+    }
+    if (document.contains("results") && document["results"].is_array()) {
+      for (auto& entry : document["results"]) {
+        if (entry.is_object() && !entry.contains("treatment")) entry["treatment"] = kBaseline;
+      }
+    }
+    document["schema"] = kResultsSchema;
+  }
+  if (schema_of(document) != read) document["upgraded_from"] = read;
   return document;
 }
 
@@ -165,11 +269,25 @@ void validate_results(const json& document, const std::string& source) {
                                                             : value.type() == type;
     if (!ok) throw UserError(source + ": field " + where + key + " has the wrong type");
   };
+  // The names of a non-empty array of objects, each with a unique string "name".
+  auto names = [&](const std::string& key) {
+    require(document, key, json::value_t::array, "");
+    if (document[key].empty()) throw UserError(source + ": field " + key + " is empty");
+    std::set<std::string> seen;
+    for (const auto& item : document[key]) {
+      require(item, "name", json::value_t::string, key + "[].");
+      if (!seen.insert(item["name"].get<std::string>()).second) {
+        throw UserError(source + ": " + key + "[].name " + item["name"].dump() + " is listed twice");
+      }
+    }
+    return seen;
+  };
   using T = json::value_t;
   require(document, "schema", T::string, "");
   if (document["schema"] != kResultsSchema) {
+    const bool old = document["schema"] == kResultsSchemaV1 || document["schema"] == kResultsSchemaV2;
     throw UserError(source + ": schema is " + document["schema"].dump() + ", expected " + kResultsSchema +
-                    (document["schema"] == kResultsSchemaV1 ? " (extrap report reads the old schema from files)" : ""));
+                    (old ? " (extrap report reads the old schema from files)" : ""));
   }
   for (const char* key : {"tool", "run", "data"}) require(document, key, T::object, "");
   require(document, "created", T::string, "");
@@ -184,21 +302,23 @@ void validate_results(const json& document, const std::string& source) {
   require(document["run"]["config"]["data"], "train_length", T::number_integer, "run.config.data.");
   require(document["data"], "checksum", T::string, "data.");
   require(document["data"], "split", T::string, "data.");
-  require(document, "protocols", T::array, "");
-  if (document["protocols"].empty()) throw UserError(source + ": field protocols is empty");
-  std::set<std::string> protocols;
-  for (const auto& protocol : document["protocols"]) {
-    require(protocol, "name", T::string, "protocols[].");
-    if (!protocols.insert(protocol["name"].get<std::string>()).second) {
-      throw UserError(source + ": protocol " + protocol["name"].get<std::string>() + " is listed twice");
-    }
-  }
+  const std::set<std::string> protocols = names("protocols");
+  const std::set<std::string> treatments = names("treatments");
+  for (const auto& treatment : document["treatments"]) require(treatment, "overlay", T::object, "treatments[].");
   require(document, "results", T::array, "");
+  std::set<std::tuple<std::string, std::string, int64_t>> rows;
   for (const auto& entry : document["results"]) {
     require(entry, "length", T::number_integer, "results[].");
-    require(entry, "protocol", T::string, "results[].");
-    if (!protocols.count(entry["protocol"].get<std::string>())) {
-      throw UserError(source + ": results[].protocol " + entry["protocol"].dump() + " is not in protocols[]");
+    for (const char* key : {"protocol", "treatment"}) {
+      require(entry, key, T::string, "results[].");
+      if (!(key == std::string("protocol") ? protocols : treatments).count(entry[key].get<std::string>())) {
+        throw UserError(source + ": results[]." + key + " " + entry[key].dump() + " is not in " + key + "s[]");
+      }
+    }
+    if (!rows.emplace(entry["treatment"].get<std::string>(), entry["protocol"].get<std::string>(),
+                      entry["length"].get<int64_t>()).second) {
+      throw UserError(source + ": results[] has two rows for treatment " + entry["treatment"].dump() + ", protocol " +
+                      entry["protocol"].dump() + ", length " + entry["length"].dump());
     }
     require(entry, "status", T::string, "results[].");
     if (entry["status"] != "ok") {
@@ -235,79 +355,93 @@ TableFormat parse_table_format(const std::string& name) {
   throw UserError("--format " + name + ": expected table, markdown or csv");
 }
 
+ReportLayout parse_report_layout(const std::string& name) {
+  if (name == "runs") return ReportLayout::Runs;
+  if (name == "su") return ReportLayout::Su;
+  throw UserError("--layout " + name + ": expected runs or su");
+}
+
 std::string render_report(const std::vector<json>& documents, const std::string& metric, TableFormat format,
                           const std::string& part) {
+  return render_report(documents, ReportOptions{metric, format, part, ReportLayout::Runs});
+}
+
+std::string render_report(const std::vector<json>& documents, const ReportOptions& given) {
+  const bool su = given.layout == ReportLayout::Su;
+  ReportOptions options = given;
+  if (options.metric.empty()) options.metric = su ? "acc" : "ppl";
+  if (options.part.empty()) options.part = su ? "copy" : "window";
   static const std::set<std::string> metrics{"ppl", "bpb", "nll", "acc", "beyond_ppl"};
   static const std::set<std::string> parts{"window", "natural", "copy", "beyond"};
-  if (!metrics.count(metric)) throw UserError("--metric " + metric + ": expected ppl, bpb, nll, acc or beyond_ppl");
-  if (!parts.count(part)) throw UserError("--part " + part + ": expected window, natural, copy or beyond");
-  // Columns: every (length, protocol) with a row in some input; lengths ascending, protocols in
-  // the order they first appear.
-  std::set<int64_t> lengths;
-  std::vector<std::string> protocols;
+  if (!metrics.count(options.metric)) {
+    throw UserError("--metric " + options.metric + ": expected ppl, bpb, nll, acc or beyond_ppl");
+  }
+  if (!parts.count(options.part)) throw UserError("--part " + options.part + ": expected window, natural, copy or beyond");
+  const std::vector<Column> columns = report_columns(documents, options);
+  if (su && columns.empty()) {
+    throw UserError("--layout su: no nonoverlap or repeated rows (evaluate with --protocol nonoverlap,repeated)");
+  }
+
+  std::vector<Line> lines;
   for (const auto& document : documents) {
-    for (const auto& entry : document.at("results")) {
-      lengths.insert(entry.at("length").get<int64_t>());
-      const std::string protocol = entry.at("protocol").get<std::string>();
-      if (std::find(protocols.begin(), protocols.end(), protocol) == protocols.end()) protocols.push_back(protocol);
-    }
+    for (const auto& treatment : document.at("treatments")) lines.push_back({&document, treatment.at("name").get<std::string>()});
   }
-  std::vector<std::pair<int64_t, std::string>> columns;
-  for (int64_t length : lengths) {
-    for (const auto& protocol : protocols) {
-      const bool present = std::any_of(documents.begin(), documents.end(),
-                                       [&](const json& document) { return find_row(document, length, protocol); });
-      if (present) columns.emplace_back(length, protocol);
-    }
+  const bool treated = std::any_of(lines.begin(), lines.end(), [](const Line& line) { return line.treatment != kBaseline; });
+  std::vector<std::string> header;
+  if (su) {
+    header = documents.size() > 1 ? std::vector<std::string>{"run", "treatment"} : std::vector<std::string>{"treatment"};
+  } else {
+    header = {"run", "scheme"};
+    if (treated) header.push_back("treatment");
+    header.push_back("train");
   }
-  const bool several = protocols.size() > 1;
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> header{"run", "scheme", "train"};
-  for (const auto& [length, protocol] : columns) header.push_back(std::to_string(length) + (several ? " " + protocol : ""));
-  rows.push_back(header);
+  const std::size_t labels = header.size(), names = su ? labels : labels - 1;  // names left, numbers right
+  for (const auto& column : columns) header.push_back(column.label);
+  std::vector<std::vector<std::string>> rows{header};
   std::vector<std::string> notes;
-  for (const auto& document : documents) {
-    const json& config = document.at("run").at("config");
-    std::vector<std::string> row{document.at("run").at("name").get<std::string>(),
-                                 config.at("position").at("scheme").get<std::string>(),
-                                 std::to_string(config.at("data").at("train_length").get<int64_t>())};
-    for (const auto& [length, protocol] : columns) {
-      const json* entry = find_row(document, length, protocol);
-      row.push_back(cell(entry, metric, part));
+  for (const auto& line : lines) {
+    std::vector<std::string> row;
+    for (std::size_t c = 0; c < labels; ++c) row.push_back(line.label(header[c]));
+    for (const auto& column : columns) {
+      const json* entry = find_row(*line.document, line.treatment, column.length, column.protocol);
+      row.push_back(cell(entry, options.metric, column.part));
       if (entry && entry->at("status") != "ok") {
-        notes.push_back(row[0] + " @ " + std::to_string(length) + (several ? " " + protocol : "") + ": " +
-                        entry->at("error").get<std::string>());
+        notes.push_back(line.name() + " @ " + column.label + ": " + entry->at("error").get<std::string>());
       }
     }
     rows.push_back(row);
   }
-  std::string table = render_rows(rows, format);
-  if (format != TableFormat::Csv) {
-    std::ostringstream out;
-    out << table;
-    const json& first = documents.front();
-    out << "\n" << metric << (part != "window" && metric != "beyond_ppl" ? " (" + part + " part)" : "") << " on "
-        << first.at("data").at("split").get<std::string>() << " split\n";
-    for (const auto& protocol : first.at("protocols")) out << "protocol " << describe_protocol(protocol) << "\n";
-    for (const auto& note : notes) out << "n/a: " << note << "\n";
-    // Numbers are comparable only on the same tokens: say so when the inputs differ.
+  std::string table = render_rows(rows, names, options.format);
+  if (options.format == TableFormat::Csv) return table;
+
+  std::ostringstream out;
+  out << table;
+  const json& first = documents.front();
+  out << "\n" << legend(first, options) << "\n";
+  if (su) {  // the runs layout shows these in its columns
     for (const auto& document : documents) {
-      bool same = document.at("data").at("checksum") == first.at("data").at("checksum") &&
-                  document.at("data").at("split") == first.at("data").at("split");
-      for (const auto& protocol : document.at("protocols")) {
-        for (const auto& reference : first.at("protocols")) {
-          if (reference.at("name") == protocol.at("name") && reference != protocol) same = false;
-        }
-      }
-      if (!same) {
-        out << "warning: " << document.at("run").at("name").get<std::string>()
-            << " was evaluated on other data or with other protocol parameters than "
-            << first.at("run").at("name").get<std::string>() << "; its numbers are not comparable\n";
+      const Line line{&document, kBaseline};
+      out << line.run() << ": " << line.label("scheme") << " trained at " << line.label("train") << " tokens\n";
+    }
+  }
+  for (const auto& protocol : first.at("protocols")) out << "protocol " << describe_protocol(protocol) << "\n";
+  for (const auto& note : notes) out << "n/a: " << note << "\n";
+  // Numbers are comparable only on the same tokens: say so when the inputs differ.
+  for (const auto& document : documents) {
+    bool same = document.at("data").at("checksum") == first.at("data").at("checksum") &&
+                document.at("data").at("split") == first.at("data").at("split");
+    for (const auto& protocol : document.at("protocols")) {
+      for (const auto& reference : first.at("protocols")) {
+        if (reference.at("name") == protocol.at("name") && reference != protocol) same = false;
       }
     }
-    table = out.str();
+    if (!same) {
+      out << "warning: " << document.at("run").at("name").get<std::string>()
+          << " was evaluated on other data or with other protocol parameters than "
+          << first.at("run").at("name").get<std::string>() << "; its numbers are not comparable\n";
+    }
   }
-  return table;
+  return out.str();
 }
 
 }  // namespace extrap
