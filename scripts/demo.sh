@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
-# The main job: install, build, fetch and prepare the Brown corpus, train a small sweep of position
-# schemes at length 128 and evaluate each at 128, 512, 2048 and 8192 tokens, then print the table.
-# Re-running skips finished work. About 10 minutes on a 2-core machine (see README).
+# The main job: install, build, fetch and prepare the Brown corpus, train a sweep of position
+# schemes at length 128 and evaluate each at 128, 512, 2048 and 8192 tokens, print the table, then
+# evaluate the RoPE model under Su's inference-time treatments (natural and repeated text) and print
+# that table too. Re-running skips finished work. About 20 minutes on a 2-core machine (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 EXTRAP_BUILD_TESTS=OFF EXTRAP_BUILD_TARGET=extrap scripts/build.sh
 scripts/fetch_corpus.sh brown
 [ -f data/prepared/brown/metadata.json ] || build/extrap data --corpus brown --input data/raw/brown --out data/prepared/brown
-scripts/sweep.sh --runs runs/demo --lengths 128,512,2048,8192 --max-tokens 16384 \
-  configs/nope.json configs/sinusoidal.json configs/learned.json configs/rope.json configs/alibi.json
+schemes=(nope sinusoidal learned rope alibi t5 kerple fire xpos kna hwfa)
+configs=(); runs=()
+for s in "${schemes[@]}"; do configs+=("configs/$s.json"); runs+=("runs/demo/$s"); done
+scripts/sweep.sh --runs runs/demo --lengths 128,512,2048,8192 --max-tokens 16384 "${configs[@]}"
 echo
-build/extrap report --metric bpb runs/demo/{nope,sinusoidal,learned,rope,alibi}
+build/extrap report --metric bpb "${runs[@]}"
+
+# Su's table for the RoPE model: one trained model, every training-free treatment, natural and
+# repeated text (accuracy, as in Su's tables).
+su=runs/demo/rope/results/su_table.json
+if [ ! -f "$su" ] || [ "$su" -ot runs/demo/rope/DONE ]; then
+  echo "== rope: evaluating Su's treatments (configs/eval/su_table.json)"
+  build/extrap eval --run runs/demo/rope --lengths 128,512,2048 --max-tokens 8192 --protocol nonoverlap,repeated \
+    --treatments configs/eval/su_table.json --out "$su" > /dev/null
+fi
+echo
+build/extrap report --su "$su"
