@@ -9,6 +9,9 @@ scripts/setup.sh
 EXTRAP_BUILD_TESTS=OFF EXTRAP_BUILD_TARGET=extrap scripts/build.sh
 scripts/fetch_corpus.sh brown
 [ -f data/prepared/brown/metadata.json ] || build/extrap data --corpus brown --input data/raw/brown --out data/prepared/brown
+echo "== registered position schemes (configs/<name>.json each; attention modifiers in README.md)"
+build/extrap schemes --brief
+echo
 schemes=(nope sinusoidal learned rope alibi t5 kerple fire xpos kna hwfa)
 configs=(); runs=()
 for s in "${schemes[@]}"; do configs+=("configs/$s.json"); runs+=("runs/demo/$s"); done
