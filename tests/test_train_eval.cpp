@@ -28,6 +28,8 @@
 #include "eval/evaluator.h"
 #include "eval/protocol.h"
 #include "report/results.h"
+#include "position/kerple.h"
+#include "train/safetensors.h"
 #include "train/trainer.h"
 
 namespace extrap {
@@ -631,6 +633,26 @@ TEST_F(TrainEvalTest, ReportReadsTheFirstSchema) {
 // One run under several inference-time treatments: a row per (treatment, protocol, length); a
 // derived extension factor is 1 at the training length, so PI, YaRN and dynamic NTK reproduce the
 // untreated model exactly there and change it only beyond.
+// KERPLE's constraints (r1 >= 0.01; power: 0.01 <= r2 <= 2) hold in every checkpoint, even when a
+// large learning rate throws the parameters far outside after each update (validation, which would
+// also project them, does not run at the step-4 checkpoint).
+TEST_F(TrainEvalTest, KerpleCheckpointsHoldConstrainedParameters) {
+  const fs::path run = root_ / "kerple_power";
+  train_run(run, {"position.scheme=kerple", "position.variant=power", "train.lr=5.0", "train.warmup_steps=0",
+                  "train.grad_clip=0", "train.eval_interval=3"});
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(run / "checkpoints")) {
+    const auto tensors = load_safetensors(entry.path() / "model.safetensors");
+    const auto& r1 = tensors.at("position.r1");
+    const auto& r2 = tensors.at("position.r2");
+    EXPECT_GE(r1.min().item<double>(), Kerple::kEps - 1e-7) << entry.path();
+    EXPECT_GE(r2.min().item<double>(), Kerple::kEps - 1e-7) << entry.path();
+    EXPECT_LE(r2.max().item<double>(), 2.0 + 1e-7) << entry.path();
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);
+}
+
 TEST_F(TrainEvalTest, EvaluateUnderTreatments) {
   const fs::path file = root_ / "treatments.json";
   write_file_atomic(file, R"({"treatments": [

@@ -25,8 +25,10 @@ class Kerple : public PositionScheme {
                            int64_t k_end) override;
   // The per-head bias of distances d (float64, any shape, d >= 0), [H, shape...] float32.
   torch::Tensor kernel(const torch::Tensor& distances);
-  // Clamps the stored parameters into the constraint set (score_bias does this before each use).
+  // Clamps the stored parameters into the constraint set (after every optimizer step, and at the
+  // start of each score_bias call for parameters changed any other way).
   void project();
+  void after_optimizer_step() override { project(); }
   Variant variant() const { return variant_; }
   torch::Tensor& r1() { return r1_; }
   torch::Tensor& r2() { return r2_; }

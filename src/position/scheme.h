@@ -54,6 +54,9 @@ class PositionScheme : public torch::nn::Module {
   }
   // Longest window (in tokens) the scheme can represent; 0 means unbounded.
   virtual int64_t max_length() const { return 0; }
+  // Called by the trainer after every optimizer step: schemes with constrained parameters project
+  // them back into their set here, so checkpoints always hold valid values.
+  virtual void after_optimizer_step() {}
 };
 
 // Builds a registered scheme from resolved params (see resolve_scheme_params).

@@ -278,6 +278,9 @@ void train(const TrainOptions& options) {
         optimizer.parameters(), tc.grad_clip > 0 ? tc.grad_clip : std::numeric_limits<double>::infinity());
     if (!std::isfinite(grad_norm)) stop_non_finite("gradient norm", grad_norm, step + 1, lr, run_dir);
     optimizer.step(lr);
+    for (const auto& module : model->modules()) {
+      if (auto* scheme = dynamic_cast<PositionScheme*>(module.get())) scheme->after_optimizer_step();
+    }
     const int64_t done = step + 1;
     window_tokens += tc.batch_size * length;
 
