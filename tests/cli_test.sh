@@ -75,6 +75,11 @@ echo '{"name": "bad", "position": {"scaling": "ntk"}}' > "$work/bad_treatment.js
 expect='treatment "bad".position.scaling: unknown scaling "ntk"' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/bad_treatment.json"
 echo '{"treatments": [{"name": "PI", "position": {"scaling": "pi"}}, {"name": "PI"}]}' > "$work/twice.json"
 expect='duplicate treatment name "PI"' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/twice.json"
+expect="--lengths: 64 is given twice" expect_error "$extrap" eval --run "$work/run" --lengths 32,64,64
+expect='--lengths: "" is not a positive integer' expect_error "$extrap" eval --run "$work/run" --lengths 32,
+expect="is a directory, expected a file path" expect_error "$extrap" eval --run "$work/run" --lengths 32 --out "$work/run"
+echo '{"name": "qkb", "attention": {"qk_bias": true}}' > "$work/qk_treatment.json"
+expect='treatment "qkb".attention.qk_bias: unknown key' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/qk_treatment.json"
 [ "$results_before" = "$(cat "$work/run/results/eval.json")" ] || fail "a refused eval rewrote the results"
 expect="expected table, markdown or csv" expect_error "$extrap" report "$work/run" --format html
 expect="--layout wide: expected runs or su" expect_error "$extrap" report "$work/run" --layout wide
@@ -87,4 +92,15 @@ su=$("$extrap" report "$work/treated.json" --su --format csv)
 [ "$(printf '%s\n' "$su" | head -1)" = "treatment,32 natural,32 repeated,64 natural,64 repeated" ] || fail "su header: $su"
 [ "$(printf '%s\n' "$su" | cut -d, -f1 | tail -n +2 | tr '\n' ' ')" = "baseline PI logn† " ] || fail "su rows: $su"
 "$extrap" report "$work/treated.json" --format csv | head -1 | grep -q '^run,scheme,treatment,train,32 nonoverlap,' || fail "report treatment column"
+# A killed evaluation keeps every finished row, marked incomplete; report reads it. (SIGTERM: a
+# background job of a non-interactive shell ignores SIGINT; Ctrl-C at a terminal ends it the same way.)
+"$extrap" eval --run "$work/run" --lengths 32,64,128,256,512,1024,2048,4096 --max-tokens 8192 --threads 1 \
+  --out "$work/interrupted.json" >"$work/interrupted.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do grep -q "length    128" "$work/interrupted.log" 2>/dev/null && break; sleep 0.1; done
+kill -TERM "$pid"; wait "$pid"; status=$?
+[ "$status" -eq 143 ] || fail "interrupted eval exited $status, expected 143 (finished before the signal?)"
+grep -q '"complete": false' "$work/interrupted.json" || fail "interrupted results not marked incomplete"
+report=$("$extrap" report "$work/interrupted.json" 2>&1) || fail "report of interrupted results: $report"
+printf '%s' "$report" | grep -q "the evaluation stopped after [1-9]" || fail "no incomplete warning: $report"
 echo "cli_test: ok"

@@ -311,17 +311,24 @@ TEST(PositionSampling, EqualMeanPositionsHaveUnitMeanSpacing) {
   PositionSampling sampling;
   sampling.train = "equal_mean";
   const int64_t length = 64, steps = 4000;
-  double spacing = 0;
+  double spacing = 0, spacing_sq = 0;
+  int64_t beyond_3t = 0;
   for (int64_t step = 0; step < steps; ++step) {
     const auto v = training_positions(sampling, length, 11, step, kCpu).values;
     EXPECT_EQ(v[0].item<double>(), 0.0);
     const auto gaps = v.slice(0, 1) - v.slice(0, 0, length - 1);
     EXPECT_LT((gaps - gaps[0]).abs().max().item<double>(), 1e-9) << "not evenly spaced";
     spacing += gaps[0].item<double>() / steps;
+    spacing_sq += gaps[0].item<double>() * gaps[0].item<double>() / steps;
+    beyond_3t += v[length - 1].item<double>() > 3.0 * length;
   }
   // n ~ Exponential(mean T) spread over T - 1 gaps: mean spacing T / (T - 1); the standard error
   // of the mean over 4000 draws is about 1.6%.
   EXPECT_NEAR(spacing, double(length) / double(length - 1), 0.06);
+  // Exponential, not merely mean T: its standard deviation equals its mean, and P(n > 3T) = e^-3
+  // (5.0%; a constant or a Poisson length would give 0).
+  EXPECT_NEAR(std::sqrt(spacing_sq - spacing * spacing) / spacing, 1.0, 0.08);
+  EXPECT_NEAR(double(beyond_3t) / steps, std::exp(-3.0), 0.012);
 }
 
 TEST(PositionSampling, SpreadEvaluationPositions) {

@@ -292,6 +292,35 @@ TEST(KerpleScheme, ConstraintsHoldThroughoutAdversarialTraining) {
   }
 }
 
+TEST(KerpleScheme, TheTrainersHookProjectsRawValuesIntoTheConstraintSet) {
+  // The trainer calls after_optimizer_step after every update, so checkpoints hold valid values.
+  for (const auto variant : {Kerple::Variant::kLog, Kerple::Variant::kPower}) {
+    Kerple kerple(3, variant);
+    {
+      torch::NoGradGuard no_grad;
+      kerple.r1().copy_(torch::tensor({-2.0f, 0.5f, 0.0f}));
+      kerple.r2().copy_(torch::tensor({3.5f, -1.0f, 1.5f}));
+    }
+    kerple.after_optimizer_step();
+    const float eps = float(Kerple::kEps);
+    EXPECT_TRUE(torch::equal(kerple.r1(), torch::tensor({eps, 0.5f, eps})));
+    const bool power = variant == Kerple::Variant::kPower;
+    EXPECT_TRUE(torch::equal(kerple.r2(), torch::tensor({power ? 2.0f : 3.5f, eps, 1.5f}))) << kerple.r2();
+  }
+}
+
+TEST(AdamWDecay, MatricesDecayButBiasesOfAnyShapeDoNot) {
+  const auto grad = torch::requires_grad();
+  auto weight = torch::ones({4, 4}, grad), qk_bias = torch::ones({2, 2, 1, 4}, grad), vector = torch::ones({4}, grad);
+  AdamW optimizer({{"blocks.0.fc.weight", weight}, {"blocks.0.attn.qk_bias", qk_bias}, {"ln_f.weight", vector}},
+                  AdamWOptions{0.9, 0.95, 1e-8, 0.5});
+  for (auto* p : {&weight, &qk_bias, &vector}) p->mutable_grad() = torch::zeros_like(*p);
+  optimizer.step(0.1);  // zero gradients: only the decay moves a parameter
+  EXPECT_TRUE(torch::allclose(weight, torch::full({4, 4}, 0.95f)));
+  EXPECT_TRUE(torch::equal(qk_bias, torch::ones({2, 2, 1, 4})));
+  EXPECT_TRUE(torch::equal(vector, torch::ones({4})));
+}
+
 // ---- Sandwich -----------------------------------------------------------------------------------
 
 TEST(SandwichScheme, HandValuesAtExplicitPositions) {

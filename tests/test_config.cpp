@@ -384,6 +384,49 @@ TEST_F(ConfigTest, PositionSamplingChecks) {
   expect_error(write("learned_range.json", document), {"position_sampling.range", "max_positions"});
   document["position"]["max_positions"] = 256;
   EXPECT_NO_THROW(load_config(write("learned_ok.json", document)));
+  // Spread evaluation positions reach range - 1 as well, even with ordinary training positions.
+  document["position"]["max_positions"] = 32;
+  document["position_sampling"] = {{"eval", "spread"}};
+  expect_error(write("learned_spread.json", document), {"position_sampling.range", "256 exceeds the 32 positions"});
+  // xPos's decay factors stay in float32 for 69478 positions at scale_base 512.
+  document = base_config();
+  document["position"] = {{"scheme", "xpos"}};
+  document["position_sampling"] = {{"train", "random"}, {"range", 100000}};
+  expect_error(write("xpos_range.json", document), {"position_sampling.range", "100000 exceeds the 69478 positions xpos"});
+  document["position_sampling"]["range"] = 65536;
+  EXPECT_NO_THROW(load_config(write("xpos_ok.json", document)));
+  // ReRoPE's two passes are merged by token distance: remapped positions would break the merge.
+  document = base_config();
+  document["position"] = {{"scheme", "rerope"}};
+  for (const json& sampling : {json{{"train", "random"}}, json{{"train", "equal_mean"}}, json{{"eval", "spread"}}}) {
+    SCOPED_TRACE(sampling.dump());
+    document["position_sampling"] = sampling;
+    expect_error(write("rerope_sampled.json", document), {"position_sampling." + sampling.begin().key(), "rerope merges"});
+  }
+}
+
+TEST_F(ConfigTest, MiddleLayersFollowSusHwfa2Placement) {
+  json document = base_config();
+  const auto middle = [&](int64_t n_layers, const std::string& selection) {
+    document["model"]["n_layers"] = n_layers;
+    document["layers"] = json::array({{{"layers", selection}, {"attention", {{"window", 0}}}}});
+    document["attention"] = {{"window", 8}};
+    std::vector<int64_t> full;
+    const RunConfig config = load_config(write("middle.json", document));
+    for (int64_t l = 0; l < n_layers; ++l)
+      if (config.layers[l].attention.window == 0) full.push_back(l);
+    return full;
+  };
+  EXPECT_EQ(middle(4, "middle:1"), (std::vector<int64_t>{2}));       // n/2
+  EXPECT_EQ(middle(24, "middle:1"), (std::vector<int64_t>{12}));
+  EXPECT_EQ(middle(24, "middle:2"), (std::vector<int64_t>{8, 16}));  // n/3, 2n/3
+  EXPECT_EQ(middle(4, "middle:2"), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(middle(3, "middle:3"), (std::vector<int64_t>{0, 1, 2}));
+  for (const char* bad : {"middle:0", "middle:5", "middle:", "middle:x"}) {
+    document["model"]["n_layers"] = 4;
+    document["layers"] = json::array({{{"layers", bad}}});
+    expect_error(write("middle_bad.json", document), {"layers[0].layers", "expected \"middle:F\""});
+  }
 }
 
 }  // namespace

@@ -122,6 +122,23 @@ TEST(RopeScaling, FrequenciesGoldenValues) {
                      "ntk_mixed");
 }
 
+TEST(RopeScaling, NtkMixedAtSusDefaultExponent) {
+  // Spec §3.9 [I]: d = 128, k = 8, b = 0.625 (the default): a = ln 8 / 64^0.625 = 0.1546, and the
+  // per-pair division factor Lambda_m = exp(a m^b) is 1.167 at m = 1, 3.85 at m = 32, 8 at m = 64.
+  RopeSpec spec;
+  spec.head_dim = 128;
+  spec.scaling = RopeScaling::kNtkMixed;
+  spec.factor = 8.0;
+  spec.train_length = 512;
+  EXPECT_EQ(spec.mixed_exponent, 0.625);
+  const auto plain = rope_inverse_frequencies(128, 10000.0, torch::TensorOptions());
+  const auto ratio = plain / rope_frequencies(spec, 4096);
+  EXPECT_NEAR(ratio[0].item<double>(), 1.167, 5e-4);
+  EXPECT_NEAR(ratio[31].item<double>(), 3.851, 5e-4);
+  EXPECT_NEAR(ratio[63].item<double>(), 8.0, 1e-9);
+  for (int64_t t = 1; t < 64; ++t) EXPECT_GT(ratio[t].item<double>(), ratio[t - 1].item<double>()) << t;
+}
+
 TEST(RopeScaling, DerivedFactorFollowsTheBuiltLength) {
   // factor 0: s = max(1, context / train_length); a fixed factor applies at every length.
   EXPECT_EQ(rope_extension_factor(spec8(RopeScaling::kPi, 0.0, 128), 512), 4.0);

@@ -727,5 +727,72 @@ TEST_F(TrainEvalTest, EvaluateUnderTreatments) {
   EXPECT_FALSE(fs::exists(options.out));
 }
 
+// Dynamic scaling (docs/results.md "Dynamic scaling"): the first L_train positions are the
+// untreated model's, and with one piece beyond them (step = L - L_train) the rest is the static
+// scaling at L.
+TEST_F(TrainEvalTest, DynamicScalingFollowsThePosition) {
+  const fs::path file = root_ / "dynamic.json";
+  write_file_atomic(file, R"({"treatments": [
+    {"name": "NTK-aware", "position": {"scaling": "ntk_aware"}},
+    {"name": "dynamic-NTK", "position": {"scaling": "dynamic_ntk"}},
+    {"name": "dynamic-NTK-static", "position": {"scaling": "dynamic_ntk"}, "dynamic": false},
+    {"name": "dynamic-PI", "position": {"scaling": "pi"}, "dynamic": 16}]})");
+  // Trained long enough to use positions, so frequency changes move the loss measurably.
+  const fs::path run = root_ / "rope_150";
+  train_run(run, {"train.steps=150", "train.lr=0.01", "model.dropout=0", "train.eval_interval=150",
+                  "train.checkpoint_interval=150"});
+  auto options = eval_options(run, "dynamic.json");
+  options.lengths = {32, 64, 128};
+  options.treatment_files = {file.string()};
+  const json document = eval_quietly(options);
+  EXPECT_EQ(document.at("complete"), true);
+  std::map<std::pair<std::string, int64_t>, json> rows;
+  for (const auto& row : document.at("results")) {
+    ASSERT_EQ(row.at("status"), "ok") << row;
+    rows[{row.at("treatment").get<std::string>(), row.at("length").get<int64_t>()}] = row;
+  }
+  const std::vector<int64_t> steps{0, 0, 32, 0, 16};
+  for (std::size_t t = 0; t < steps.size(); ++t) EXPECT_EQ(document["treatments"][t].at("dynamic_step"), steps[t]);
+
+  // Per-bucket NLL over positions [0, 32) at a length.
+  const auto early = [&](const std::string& treatment, int64_t length) {
+    std::vector<double> nll;
+    for (const auto& bucket : rows.at({treatment, length}).at("position_buckets")) {
+      if (bucket.at("end").get<int64_t>() <= 32) nll.push_back(bucket.at("nll").get<double>());
+    }
+    return nll;
+  };
+  double static_shift = 0.0;
+  for (int64_t length : {64, 128}) {
+    SCOPED_TRACE(length);
+    const auto base = early("baseline", length), dynamic = early("dynamic-NTK", length), pi = early("dynamic-PI", length);
+    const auto fixed = early("NTK-aware", length);
+    ASSERT_EQ(base.size(), 6u);
+    for (std::size_t b = 0; b < base.size(); ++b) {
+      EXPECT_NEAR(dynamic[b], base[b], 1e-6) << "bucket " << b;
+      EXPECT_NEAR(pi[b], base[b], 1e-6) << "bucket " << b;
+      static_shift = std::max(static_shift, std::abs(fixed[b] - base[b]));
+    }
+  }
+  // The static scaling does change those positions (the extrapolation tax dynamic scaling avoids),
+  // by far more than the tolerance above: otherwise this test could not tell the two apart.
+  EXPECT_GT(static_shift, 1e-4);
+
+  const auto beyond = [&](const std::string& treatment, int64_t length) {
+    return rows.at({treatment, length}).at("beyond_train").at("nll").get<double>();
+  };
+  // At 64 the dynamic model has one piece past L_train, built for 64 tokens: NTK-aware at s = 2.
+  EXPECT_DOUBLE_EQ(beyond("dynamic-NTK", 64), beyond("NTK-aware", 64));
+  // At 128 the factor grows over three pieces, so it differs from one static factor of 4.
+  EXPECT_GT(std::abs(beyond("dynamic-NTK", 128) - beyond("NTK-aware", 128)), 1e-6);
+  // "dynamic": false is the locally static form, which for dynamic_ntk is ntk_aware.
+  for (int64_t length : {32, 64, 128}) {
+    EXPECT_DOUBLE_EQ(rows.at({"dynamic-NTK-static", length}).at("nll").get<double>(),
+                     rows.at({"NTK-aware", length}).at("nll").get<double>());
+  }
+  // At or below the training length dynamic scaling is the untreated model.
+  EXPECT_DOUBLE_EQ(rows.at({"dynamic-NTK", 32}).at("nll").get<double>(), rows.at({"baseline", 32}).at("nll").get<double>());
+}
+
 }  // namespace
 }  // namespace extrap

@@ -1,6 +1,7 @@
 // Inference-time treatments (src/eval/treatment.cpp): what an overlay changes in a trained run's
 // config, "$train_length" substitution, refusals and file errors, and the shipped presets in
 // configs/eval/. The end-to-end evaluation under treatments is in test_train_eval.cpp.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -111,8 +112,13 @@ TEST(Treatments, TrainLengthStringsAreSubstitutedAnywhere) {
       apply_treatment(tiny, treatment({{"name", "w"}, {"attention", {{"window", "$train_length/4"}}}}));
   EXPECT_EQ(at_least_one.layers[0].attention.window, 1);
 
-  for (const char* bad : {"$train_length*2", "$train_length/0", "$train_length/", "$train_length/x",
-                          "$train_length/99999999999999999999"}) {
+  const RunConfig multiples = apply_treatment(
+      config, treatment({{"name", "m"}, {"attention", {{"window", "$train_length*3/4"}, {"sinks", "$train_length*2"}}}}));
+  EXPECT_EQ(multiples.layers[0].attention.window, 48);  // floor(64 * 3 / 4)
+  EXPECT_EQ(multiples.layers[0].attention.sinks, 128);
+
+  for (const char* bad : {"$train_length*0", "$train_length*", "$train_length*x/2", "$train_length*3/", "$train_length/0",
+                          "$train_length/", "$train_length/x", "$train_length+1", "$train_length/99999999999999999999"}) {
     SCOPED_TRACE(bad);
     const std::string message = user_error_message(
         [&] { apply_treatment(config, treatment({{"name", "bad"}, {"attention", {{"window", bad}}}})); });
@@ -189,6 +195,88 @@ TEST(Treatments, AttentionOverlayReachesEveryLayerAndKeepsTheirOwnSettings) {
       apply_treatment(config, treatment({{"name", "spread"}, {"position_sampling", {{"eval", "spread"}}}}));
   EXPECT_EQ(spread.position_sampling.eval, "spread");
   EXPECT_EQ(layers_json(spread), layers_json(config));
+}
+
+TEST(Treatments, TrainingTimeAttentionSettingsAreRefused) {
+  const RunConfig config = trained();
+  for (const json& attention : {json{{"qk_norm", "key"}}, json{{"qk_bias", true}}, json{{"cosine_scale", "position"}},
+                                json{{"window_receptive_field", 0.5}}, json{{"logn_floor", 4}}}) {
+    SCOPED_TRACE(attention.dump());
+    const std::string message =
+        user_error_message([&] { apply_treatment(config, treatment({{"name", "t"}, {"attention", attention}})); });
+    EXPECT_TRUE(contains(message, "treatment \"t\".attention." + attention.begin().key() +
+                                      ": unknown key (known here: window, sinks, logn)"))
+        << message;
+  }
+  // A layer trained with log-n keeps it: logn† (or none) on top is refused, in either overlay form.
+  const RunConfig logn = trained({{"attention", {{"logn", "train"}}}});
+  EXPECT_TRUE(contains(user_error_message([&] {
+                         apply_treatment(logn, treatment({{"name", "l"}, {"attention", {{"logn", "inference"}}}}));
+                       }),
+                       "treatment \"l\".attention.logn: this layer was trained with logn = \"train\""));
+  EXPECT_TRUE(contains(
+      user_error_message([&] {
+        apply_treatment(logn, treatment({{"name", "l"},
+                                         {"layers", json::array({{{"layers", {0}}, {"attention", {{"logn", "none"}}}}})}}));
+      }),
+      "treatment \"l\".layers[0].attention.logn"));
+  EXPECT_NO_THROW(apply_treatment(logn, treatment({{"name", "w"}, {"attention", {{"window", 64}}}})));
+}
+
+TEST(Treatments, FullSelectsTheLayersTrainedWithFullAttention) {
+  for (const auto& [file, full] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"configs/hwfa2.json", {2}}, {"configs/hwfa2_f2.json", {1, 2}}}) {
+    SCOPED_TRACE(file);
+    const RunConfig hwfa2 = load_config(source_path(file).string());
+    const RunConfig treated = apply_treatment(
+        hwfa2, treatment({{"name", "s"}, {"layers", json::array({{{"layers", "full"}, {"position", {{"scheme", "rerope"}}}}})}}));
+    for (int64_t l = 0; l < 4; ++l) {
+      const bool switched = std::find(full.begin(), full.end(), l) != full.end();
+      EXPECT_EQ(layer_scheme(treated, l).scheme, switched ? "rerope" : "rope") << l;
+      EXPECT_EQ(treated.layers[l].attention.window, switched ? 0 : 64) << l;
+    }
+  }
+  const RunConfig windowed = trained({{"attention", {{"window", 16}}}});
+  EXPECT_TRUE(contains(user_error_message([&] {
+                         apply_treatment(windowed, treatment({{"name", "s"},
+                                                              {"layers", json::array({{{"layers", "full"},
+                                                                                       {"position", {{"scheme", "rerope"}}}}})}}));
+                       }),
+                       "treatment \"s\".layers[0].layers: \"full\" selects no layer"));
+}
+
+TEST(Treatments, DynamicStepIsOnForDynamicNtkAndCanBeSetOrTurnedOff) {
+  const RunConfig config = trained();
+  const auto step = [&](const json& entry) {
+    const Treatment t = treatment(entry);
+    apply_treatment(config, t);
+    return dynamic_step(t, config);
+  };
+  EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "dynamic_ntk"}}}}), 64);
+  EXPECT_EQ(step({{"name", "d"}, {"layers", json::array({{{"layers", {1}}, {"position", {{"scaling", "dynamic_ntk"}}}}})}}),
+            64);
+  EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "dynamic_ntk"}}}, {"dynamic", false}}), 0);
+  EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "yarn"}}}}), 0);
+  EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "yarn"}}}, {"dynamic", true}}), 64);
+  EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "yarn"}}}, {"dynamic", "$train_length/4"}}), 16);
+  EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "pi"}}}, {"dynamic", 5}}), 5);
+  EXPECT_EQ(step({{"name", "base"}}), 0);
+  for (const json& bad : {json(0), json(-3), json(2.5), json("often")}) {
+    SCOPED_TRACE(bad.dump());
+    const std::string message = user_error_message([&] { step({{"name", "d"}, {"dynamic", bad}}); });
+    EXPECT_TRUE(contains(message, "treatment \"d\".dynamic: expected true, false or a step")) << message;
+  }
+}
+
+TEST(Treatments, PositionsATreatedSchemeCannotTakeAreRefused) {
+  // ReRoPE merges its passes by token distance: spread evaluation positions no longer match it.
+  const RunConfig config = trained({{"position_sampling", {{"train", "random"}}}});
+  EXPECT_NO_THROW(apply_treatment(config, treatment({{"name", "r"}, {"position", {{"scheme", "rerope"}}}})));
+  const std::string message = user_error_message([&] {
+    apply_treatment(config, treatment({{"name", "r"}, {"position", {{"scheme", "rerope"}}},
+                                       {"position_sampling", {{"eval", "spread"}}}}));
+  });
+  EXPECT_TRUE(contains(message, "treatment \"r\": position_sampling.eval: rerope merges its two score passes")) << message;
 }
 
 TEST(Treatments, UnknownKeysAndBadValuesAreErrorsNamingTheTreatment) {
@@ -273,10 +361,19 @@ TEST(Treatments, ShippedPresetsApply) {
   const auto su = load_treatments({source_path("configs/eval/su_table.json").string()});
   std::vector<std::string> names;
   for (const auto& t : su) names.push_back(t.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"logn†", "PI", "NTK-old", "NTK-fixed", "NTK-mixed", "NTK-mixed-logn†",
-                                             "NTK-aware", "dynamic-NTK", "YaRN", "YaRN-logn†", "ReRoPE-w/4",
-                                             "ReRoPE-w/4-logn†", "ReRoPE-w/2-logn†", "Leaky-w/4-k16-logn†", "window",
-                                             "window+4sinks"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"logn†", "PI", "NTK-old", "NTK-fixed", "NTK-fixed-logn†", "NTK-mixed",
+                                             "NTK-mixed-logn†", "NTK-aware", "dynamic-NTK", "YaRN", "YaRN-logn†",
+                                             "ReRoPE-w/4", "ReRoPE-w/4-logn†", "ReRoPE-w/2", "ReRoPE-w/2-logn†",
+                                             "Leaky-w/4-k16-logn†", "window", "window+4sinks"}));
+  // Su's window ablation (T6: w = 64..384 at 512) in rerope.json, at a model trained at 128.
+  const RunConfig rope = load_config(source_path("configs/rope.json").string());
+  std::vector<int64_t> windows;
+  for (const auto& t : load_treatments({source_path("configs/eval/rerope.json").string()})) {
+    if (t.overlay.contains("attention")) continue;
+    const RunConfig treated = apply_treatment(rope, t);
+    if (treated.position.params.at("leaky_factor") == 0.0) windows.push_back(treated.position.params.at("window"));
+  }
+  EXPECT_EQ(windows, (std::vector<int64_t>{16, 32, 64, 96}));
 }
 
 }  // namespace

@@ -21,17 +21,21 @@ namespace {
 
 std::vector<int64_t> parse_lengths(const std::string& text) {
   std::vector<int64_t> lengths;
-  std::stringstream parts(text);
+  std::stringstream parts(text + ",");  // the sentinel makes a trailing comma an empty part
   std::string part;
   while (std::getline(parts, part, ',')) {
+    long long value = 0;
     try {
       std::size_t used = 0;
-      const long long value = std::stoll(part, &used);
+      value = std::stoll(part, &used);
       if (used != part.size() || value <= 0) throw std::invalid_argument(part);
-      lengths.push_back(value);
     } catch (const std::exception&) {
       throw UserError("--lengths: \"" + part + "\" is not a positive integer (expected e.g. 512,2048,8192)");
     }
+    if (std::find(lengths.begin(), lengths.end(), value) != lengths.end()) {
+      throw UserError("--lengths: " + part + " is given twice");
+    }
+    lengths.push_back(value);
   }
   return lengths;
 }

@@ -59,6 +59,17 @@ void write_file_atomic(const fs::path& path, const std::string& contents) {
   rename_durable(tmp, path);
 }
 
+void check_writable_file(const fs::path& path, const std::string& what) {
+  if (fs::is_directory(path)) throw UserError(what + " " + path.string() + ": is a directory, expected a file path");
+  const fs::path parent = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  std::error_code error;
+  fs::create_directories(parent, error);
+  if (error || ::access(parent.c_str(), W_OK) != 0) {
+    throw UserError(what + " " + path.string() + ": cannot write into " + parent.string() +
+                    (error ? " (" + error.message() + ")" : ""));
+  }
+}
+
 void write_json_atomic(const fs::path& path, const nlohmann::json& value) {
   write_file_atomic(path, value.dump(2) + "\n");
 }

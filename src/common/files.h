@@ -16,6 +16,9 @@ nlohmann::json read_json_file(const fs::path& path);
 // leaves either the old file or the new one, never a torn one.
 void write_file_atomic(const fs::path& path, const std::string& contents);
 void write_json_atomic(const fs::path& path, const nlohmann::json& value);
+// Throws UserError("<what> <path>: ...") unless `path` can be written as a file (its directory is
+// created when missing): checked before long work whose result goes there.
+void check_writable_file(const fs::path& path, const std::string& what);
 
 // Makes a file or directory written under a temporary name durable, then renames it into place.
 void fsync_path(const fs::path& path);

@@ -240,8 +240,8 @@ json merge_attention(json base, const json& overlay, const std::string& key) {
   return base;
 }
 
-// Layer selections: a list of indices (negative ones count from the end) or a Python-style slice
-// string "a:b" (either bound may be omitted or negative).
+// Layer selections: a list of indices (negative ones count from the end), a Python-style slice
+// string "a:b" (either bound may be omitted or negative), or "middle:F".
 std::vector<int64_t> select_layers(const json& selection, int64_t n_layers, const std::string& key) {
   auto normalise = [&](int64_t index) {
     const int64_t resolved = index < 0 ? index + n_layers : index;
@@ -256,6 +256,16 @@ std::vector<int64_t> select_layers(const json& selection, int64_t n_layers, cons
       if (!index.is_number_integer()) fail(key, "expected layer indices (integers), got " + index.dump());
       layers.push_back(normalise(index.get<int64_t>()));
     }
+  } else if (selection.is_string() && selection.get<std::string>().rfind("middle:", 0) == 0) {
+    // Su's HWFA2 placement (Part 14): F layers at floor(k n / (F + 1)), k = 1..F.
+    const std::string count = selection.get<std::string>().substr(7);
+    const bool whole = !count.empty() && count.size() <= 6 && count.find_first_not_of("0123456789") == std::string::npos;
+    const int64_t f = whole ? std::stoll(count) : 0;
+    if (f < 1 || f > n_layers) {
+      fail(key, "\"" + selection.get<std::string>() + "\": expected \"middle:F\" with 1 <= F <= model.n_layers = " +
+                    std::to_string(n_layers));
+    }
+    for (int64_t k = 1; k <= f; ++k) layers.push_back(k * n_layers / (f + 1));
   } else if (selection.is_string()) {
     const std::string text = selection.get<std::string>();
     const auto colon = text.find(':');
@@ -365,28 +375,39 @@ PositionSampling resolve_position_sampling(json& document, const RunConfig& conf
                                         std::to_string(train_length));
   }
   object["range"] = sampling.range;
-  // Float positions (equal_mean, spread) cannot index tables; random integer positions need a table
-  // that covers the whole range.
-  std::vector<PositionConfig> schemes{config.position};
-  for (const auto& p : config.layer_schemes)
-    if (!p.scheme.empty()) schemes.push_back(p);
-  for (const auto& p : schemes) {
-    if (!find_scheme(p.scheme).integer_positions) continue;
-    if (sampling.train == "equal_mean") {
-      fail("position_sampling.train", p.scheme + " looks positions up in a table and cannot take the float "
-                                                 "positions of equal_mean (use random)");
-    }
-    const ModelShape shape{config.model.d_model, config.model.n_heads, config.model.n_layers, train_length, 0};
-    const int64_t table = scheme_max_length(p.scheme, p.params, shape);
-    if (sampling.train == "random" && table > 0 && table < sampling.range) {
-      fail("position_sampling.range", std::to_string(sampling.range) + " exceeds the " + std::to_string(table) +
-                                          " positions of " + p.scheme + " (raise position.max_positions)");
-    }
-  }
   return sampling;
 }
 
 }  // namespace
+
+void check_position_sampling(const RunConfig& config, bool training) {
+  const PositionSampling& sampling = config.position_sampling;
+  const std::string train = training ? sampling.train : "ordinary";
+  std::vector<PositionConfig> schemes{config.position};
+  for (const auto& p : config.layer_schemes)
+    if (!p.scheme.empty()) schemes.push_back(p);
+  const ModelShape shape{config.model.d_model, config.model.n_heads, config.model.n_layers, config.data.train_length, 0};
+  for (const auto& p : schemes) {
+    const SchemeInfo& info = find_scheme(p.scheme);
+    if (info.integer_positions && train == "equal_mean") {
+      fail("position_sampling.train", p.scheme + " looks positions up in a table and cannot take the float "
+                                                 "positions of equal_mean (use random)");
+    }
+    if ((info.hooks & kFarPassHook) && (train != "ordinary" || sampling.eval != "ordinary")) {
+      fail(train != "ordinary" ? "position_sampling.train" : "position_sampling.eval",
+           p.scheme + " merges its two score passes by token distance, which " +
+               (train != "ordinary" ? train : sampling.eval) + " positions no longer follow (use ordinary)");
+    }
+    // Random and spread positions reach range - 1: a scheme with a finite range must cover it.
+    const int64_t covered = scheme_max_length(p.scheme, p.params, shape);
+    const bool sampled = train == "random" || sampling.eval == "spread";
+    if (sampled && covered > 0 && covered < sampling.range) {
+      fail("position_sampling.range", std::to_string(sampling.range) + " exceeds the " + std::to_string(covered) +
+                                          " positions " + p.scheme + " can represent (lower the range" +
+                                          (info.integer_positions ? " or raise position.max_positions)" : ")"));
+    }
+  }
+}
 
 json default_config() {
   const TrainConfig t;
@@ -467,6 +488,7 @@ RunConfig config_from_json(const json& given, const std::string& source) {
     document["position"] = position_json(config.position);
     resolve_layers(document, shape, config);
     config.position_sampling = resolve_position_sampling(document, config);
+    check_position_sampling(config, /*training=*/true);
   } catch (const UserError& e) {
     throw UserError(source + ": " + e.what());
   }

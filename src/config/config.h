@@ -118,7 +118,13 @@ nlohmann::json attention_json(AttentionConfig attention);
 AttentionConfig read_attention(const nlohmann::json& complete, const std::string& key);
 // `overlay` merged over a complete attention object; unknown keys and wrong types are errors.
 nlohmann::json merge_attention(nlohmann::json base, const nlohmann::json& overlay, const std::string& key);
-// Layer indices from a list (negative counts from the end) or a slice string "a:b".
+// Throws UserError("position_sampling.<key>: ...") when a scheme cannot take the sampled positions:
+// float positions into a table, positions beyond a scheme's range, or any remapped positions under
+// a two-pass scheme (ReRoPE merges by token distance). `training`: check the training positions as
+// well as the evaluation ones.
+void check_position_sampling(const RunConfig& config, bool training);
+// Layer indices from a list (negative counts from the end), a slice string "a:b", or "middle:F":
+// F layers evenly inside the stack, floor(k n / (F + 1)) for k = 1..F (HWFA2's full layers).
 std::vector<int64_t> select_layers(const nlohmann::json& selection, int64_t n_layers, const std::string& key);
 
 }  // namespace extrap

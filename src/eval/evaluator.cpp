@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 
 #include "common/error.h"
 #include "common/files.h"
@@ -48,27 +49,49 @@ struct ScoringContext {
   int64_t train_length = 0;
   int64_t batch_tokens = 0;
   torch::Device device = torch::kCPU;
+  int64_t dynamic_step = 0;  // > 0: the model is rebuilt every dynamic_step positions (context_ends)
 };
 
-// Runs one batch of windows (all of plan length) and adds their scored targets to `totals`.
-void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t length, const Positions& positions,
-                 const ScoringContext& context, PositionTotals& totals) {
+// Adds the scored targets among positions [begin, end) of a batch of windows to `totals`, from a
+// forward pass over window tokens [0, end) (a prefix of the plan's length).
+void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t begin, int64_t end,
+                 const Positions& positions, const ScoringContext& context, PositionTotals& totals) {
   const int64_t rows = int64_t(windows.size());
-  auto batch = torch::empty({rows, length + 1}, torch::kInt64);
-  auto mask = torch::zeros({rows, length}, torch::kFloat64);
+  auto batch = torch::empty({rows, end + 1}, torch::kInt64);
+  auto mask = torch::zeros({rows, end - begin}, torch::kFloat64);
   auto* out = batch.data_ptr<int64_t>();
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t t = 0; t <= length; ++t) out[r * (length + 1) + t] = context.stream[stream_index(windows[r], t)];
-    mask[r].slice(0, windows[r].score_from, length).fill_(1.0);
+    for (int64_t t = 0; t <= end; ++t) out[r * (end + 1) + t] = context.stream[stream_index(windows[r], t)];
+    const int64_t from = std::max(begin, windows[r].score_from);
+    if (from < end) mask[r].slice(0, from - begin, end - begin).fill_(1.0);
   }
   batch = batch.to(context.device);
-  auto logits = model->forward(batch.slice(1, 0, length), positions);
-  auto targets = batch.slice(1, 1, length + 1);
+  auto logits = model->forward(batch.slice(1, 0, end), positions.prefix(end)).slice(1, begin, end);
+  auto targets = batch.slice(1, begin + 1, end + 1);
   auto nll = -torch::log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
   auto correct = (logits.argmax(-1) == targets);
-  totals.nll += (nll.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
-  totals.correct += (correct.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
-  totals.count += mask.sum(0);
+  totals.nll.slice(0, begin, end) += (nll.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
+  totals.correct.slice(0, begin, end) += (correct.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
+  totals.count.slice(0, begin, end) += mask.sum(0);
+}
+
+// Builds the trained model as configured for a window of `context` tokens, weights loaded.
+using ModelFactory = std::function<GPT(int64_t context)>;
+
+// Where the model used for a window's positions changes: [0, ends[0]), [ends[0], ends[1]), ...
+// With dynamic scaling (spec §3.9: s(pos) = max(L_train, pos + 1) / L_train) the extension
+// factor follows the position, recomputed every `dynamic_step` positions: positions
+// [ends[c-1], ends[c]) are scored by a forward over the window's first ends[c] tokens with the
+// model built for ends[c] tokens, as generation that recomputes the frequencies (with a pre-RoPE
+// cache) every `dynamic_step` tokens would score them; the first train_length positions see the
+// untreated model. Without it, one piece covers the window.
+std::vector<int64_t> context_ends(int64_t length, int64_t train_length, int64_t dynamic_step) {
+  std::vector<int64_t> ends;
+  if (dynamic_step > 0) {
+    for (int64_t end = std::min(length, train_length); end < length; end += dynamic_step) ends.push_back(end);
+  }
+  ends.push_back(length);
+  return ends;
 }
 
 nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, int64_t end) {
@@ -76,17 +99,23 @@ nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, 
                    totals.count.slice(0, begin, end));
 }
 
-// Scores every window of one (protocol, length) plan with `model`: the metrics of its result row.
-nlohmann::json score_plan(GPT& model, const LengthPlan& plan, const ScoringContext& context) {
+// Scores every window of one (protocol, length) plan: the metrics of its result row.
+nlohmann::json score_plan(const ModelFactory& make_model, const LengthPlan& plan, const ScoringContext& context) {
   const int64_t length = plan.length;
   const auto positions = evaluation_positions(context.sampling, length, context.device);
   const std::size_t per_batch = std::max<int64_t>(1, context.batch_tokens / length);
   PositionTotals totals(length);
   const auto start = std::chrono::steady_clock::now();
-  for (std::size_t b = 0; b < plan.windows.size(); b += per_batch) {
-    const std::vector<EvalWindow> chunk(plan.windows.begin() + b,
-                                        plan.windows.begin() + std::min(plan.windows.size(), b + per_batch));
-    score_batch(model, chunk, length, positions, context, totals);
+  int64_t begin = 0;
+  for (int64_t end : context_ends(length, context.train_length, context.dynamic_step)) {
+    GPT model = make_model(end);
+    for (std::size_t b = 0; b < plan.windows.size(); b += per_batch) {
+      const std::vector<EvalWindow> chunk(plan.windows.begin() + b,
+                                          plan.windows.begin() + std::min(plan.windows.size(), b + per_batch));
+      const bool scores_here = std::any_of(chunk.begin(), chunk.end(), [&](const EvalWindow& w) { return w.score_from < end; });
+      if (scores_here) score_batch(model, chunk, begin, end, positions, context, totals);
+    }
+    begin = end;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -126,7 +155,7 @@ void copy_weights(GPT& from, GPT& to) {
 }
 
 // What a results file records about one treatment: its overlay and the layers it produced.
-nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& variant) {
+nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& variant, int64_t dynamic_step) {
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& layer : variant.layers) {
     const PositionConfig& scheme =
@@ -136,22 +165,22 @@ nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& varia
   return {{"name", treatment.name},
           {"overlay", treatment.overlay},
           {"layers", layers},
-          {"position_sampling", {{"eval", variant.position_sampling.eval}, {"range", variant.position_sampling.range}}}};
+          {"position_sampling", {{"eval", variant.position_sampling.eval}, {"range", variant.position_sampling.range}}},
+          {"dynamic_step", dynamic_step}};
 }
 
 nlohmann::json unsupported(const std::string& why) { return {{"status", "unsupported"}, {"error", why}}; }
 
-// The result row of one protocol at one length for `model` (a loop over model variants can wrap
-// this).
-nlohmann::json evaluate_length(GPT& model, const std::string& scheme, const Protocol& protocol, int64_t length,
-                               const ScoringContext& context) {
+// The result row of one protocol at one length.
+nlohmann::json evaluate_length(const ModelFactory& make_model, int64_t max_length, const std::string& scheme,
+                               const Protocol& protocol, int64_t length, const ScoringContext& context) {
   nlohmann::json row;
-  if (model->max_length() > 0 && length > model->max_length()) {
-    row = unsupported(scheme + " positions cover only " + std::to_string(model->max_length()) +
+  if (max_length > 0 && length > max_length) {
+    row = unsupported(scheme + " positions cover only " + std::to_string(max_length) +
                       " positions; cannot evaluate length " + std::to_string(length));
   } else {
     const LengthPlan plan = plan_length(protocol, length);
-    row = plan.unsupported.empty() ? score_plan(model, plan, context) : unsupported(plan.unsupported);
+    row = plan.unsupported.empty() ? score_plan(make_model, plan, context) : unsupported(plan.unsupported);
   }
   row["protocol"] = protocol.name;
   row["length"] = length;
@@ -193,6 +222,8 @@ nlohmann::json evaluate(const EvalOptions& options) {
   if (treatments.empty()) throw UserError("eval: nothing to evaluate (--no-baseline without --treatments)");
   std::vector<RunConfig> treated;
   for (const auto& t : treatments) treated.push_back(apply_treatment(config, t));  // all checked before any work
+  const fs::path out = options.out.empty() ? options.run_dir / "results" / "eval.json" : options.out;
+  check_writable_file(out, "--out");
 
   torch::NoGradGuard no_grad;
   GPT trained = build_model(config);
@@ -205,29 +236,9 @@ nlohmann::json evaluate(const EvalOptions& options) {
   nlohmann::json protocol_list = nlohmann::json::array();
   for (const auto& protocol : protocols) protocol_list.push_back(protocol.to_json());
   nlohmann::json treatment_list = nlohmann::json::array();
-  nlohmann::json results = nlohmann::json::array();
   for (std::size_t t = 0; t < treatments.size(); ++t) {
-    const RunConfig& variant = treated[t];
-    treatment_list.push_back(treatment_json(treatments[t], variant));
-    const ScoringContext context{stream, variant.position_sampling, config.data.train_length, options.batch_tokens,
-                                 device};
-    for (const auto& protocol : protocols) {
-      for (int64_t length : options.lengths) {
-        // Built per length: inference-time treatments derive their extension factor from it.
-        GPT model = build_model(variant, length);
-        copy_weights(trained, model);
-        model->to(device);
-        model->eval();
-        model->set_attention_block(kEvalAttentionBlock);
-        nlohmann::json row = evaluate_length(model, config.position.scheme, protocol, length, context);
-        row["treatment"] = treatments[t].name;
-        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol.name, length,
-                     describe_result(row));
-        results.push_back(row);
-      }
-    }
+    treatment_list.push_back(treatment_json(treatments[t], treated[t], dynamic_step(treatments[t], config)));
   }
-
   nlohmann::json document = {
       {"schema", kResultsSchema},
       {"tool", {{"name", "extrap"}, {"version", kVersion}, {"git_commit", kGitCommit}}},
@@ -240,8 +251,35 @@ nlohmann::json evaluate(const EvalOptions& options) {
       {"treatments", treatment_list},
       {"device", options.device},
       {"threads", torch::get_num_threads()},
-      {"results", results}};
-  const fs::path out = options.out.empty() ? options.run_dir / "results" / "eval.json" : options.out;
+      {"complete", false},
+      {"results", nlohmann::json::array()}};
+  for (std::size_t t = 0; t < treatments.size(); ++t) {
+    const RunConfig& variant = treated[t];
+    const ScoringContext context{stream,       variant.position_sampling, config.data.train_length,
+                                 options.batch_tokens, device,           dynamic_step(treatments[t], config)};
+    // Built per window length: inference-time treatments derive their extension factor from it.
+    const ModelFactory make_model = [&](int64_t context_length) {
+      GPT model = build_model(variant, context_length);
+      copy_weights(trained, model);
+      model->to(device);
+      model->eval();
+      model->set_attention_block(kEvalAttentionBlock);
+      return model;
+    };
+    const int64_t max_length = build_model(variant)->max_length();
+    for (const auto& protocol : protocols) {
+      for (int64_t length : options.lengths) {
+        nlohmann::json row = evaluate_length(make_model, max_length, variant.position.scheme, protocol, length, context);
+        row["treatment"] = treatments[t].name;
+        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol.name, length,
+                     describe_result(row));
+        // Written after every row, so an interrupted evaluation keeps what it finished.
+        document["results"].push_back(row);
+        write_json_atomic(out, document);
+      }
+    }
+  }
+  document["complete"] = true;
   write_json_atomic(out, document);
   spdlog::info("results written to {}", out.string());
   return document;

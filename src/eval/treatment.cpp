@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
 #include "common/files.h"
 
@@ -11,20 +13,32 @@ namespace {
 
 using nlohmann::json;
 
-// Replaces "$train_length" strings by the training length and "$train_length/N" by its N-th part
-// (at least 1). `key` names `value` in errors.
+// Reads the digits of `text` (1 to 9 of them, value >= 1); 0 when it is anything else.
+int64_t whole_number(const std::string& text) {
+  if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stoll(text);
+}
+
+// Replaces "$train_length" strings by the training length, and "$train_length/N",
+// "$train_length*M" and "$train_length*M/N" by that multiple (rounded down, at least 1). `key`
+// names `value` in errors.
 json substitute_train_length(json value, int64_t train_length, const std::string& key) {
   const std::string token = "$train_length";
   if (value.is_string() && value.get<std::string>().rfind(token, 0) == 0) {
-    const std::string rest = value.get<std::string>().substr(token.size());
-    if (rest.empty()) return train_length;
-    const std::string divisor = rest.substr(1);
-    if (rest[0] == '/' && !divisor.empty() && divisor.size() <= 9 &&
-        divisor.find_first_not_of("0123456789") == std::string::npos && std::stoll(divisor) > 0) {
-      return std::max<int64_t>(1, train_length / std::stoll(divisor));
+    std::string rest = value.get<std::string>().substr(token.size());
+    int64_t multiplier = 1, divisor = 1;
+    if (!rest.empty() && rest[0] == '*') {
+      const auto slash = rest.find('/');
+      multiplier = whole_number(rest.substr(1, slash == std::string::npos ? std::string::npos : slash - 1));
+      rest = slash == std::string::npos ? "" : rest.substr(slash);
     }
-    throw UserError(key + ": \"" + value.get<std::string>() +
-                    "\": expected \"$train_length\" or \"$train_length/N\" with a whole N >= 1");
+    if (!rest.empty()) divisor = rest[0] == '/' ? whole_number(rest.substr(1)) : 0;
+    if (multiplier == 0 || divisor == 0) {
+      throw UserError(key + ": \"" + value.get<std::string>() +
+                      "\": expected \"$train_length\", \"$train_length/N\", \"$train_length*M\" or "
+                      "\"$train_length*M/N\" with whole M, N >= 1");
+    }
+    return std::max<int64_t>(1, train_length * multiplier / divisor);
   }
   if (value.is_object()) {
     for (auto it = value.begin(); it != value.end(); ++it) {
@@ -41,6 +55,17 @@ json substitute_train_length(json value, int64_t train_length, const std::string
 
 ModelShape shape_of(const RunConfig& config) {
   return {config.model.d_model, config.model.n_heads, config.model.n_layers, config.data.train_length, 0};
+}
+
+// A switch of scheme keeps only the parameters both schemes have; trained values that differ from
+// their defaults and are dropped (e.g. InvLeaky's leaky_factor when evaluated as plain RoPE, or a
+// trained NTK scaling switched to ReRoPE) are worth a line in the log.
+void warn_dropped_params(const PositionConfig& trained, const json& kept, const std::string& key) {
+  for (const auto& p : find_scheme(trained.scheme).params) {
+    if (kept.contains(p.name) || trained.params.value(p.name, p.default_value) == p.default_value) continue;
+    spdlog::warn("{}: {} -> {} drops the trained {} = {}", key, trained.scheme, kept["scheme"].get<std::string>(),
+                 p.name, trained.params[p.name].dump());
+  }
 }
 
 // `trained` switched or re-parametrised by `overlay`; only RoPE-family schemes on both sides.
@@ -60,6 +85,7 @@ PositionConfig treat_position(const PositionConfig& trained, const json& overlay
   if (scheme != trained.scheme) {
     // Inference-time extras of the old scheme (scaling, windows) do not carry over to a new one.
     for (const char* extra : {"scaling", "factor", "window", "leaky_factor"}) position.erase(extra);
+    warn_dropped_params(trained, position, key);
   }
   for (auto it = overlay.begin(); it != overlay.end(); ++it) position[it.key()] = *it;
   return resolve_position(position, key, shape);
@@ -77,16 +103,38 @@ void check_keys(const json& object, const std::string& key, std::initializer_lis
   }
 }
 
+// Attention settings a treatment may change: the others (qk_norm, qk_bias, ...) shape what the
+// weights learned, and a trained log-n scale stays as trained.
+json treat_attention(const AttentionConfig& trained, const json& overlay, const std::string& key) {
+  if (!overlay.is_object()) throw UserError(key + ": expected an object of attention settings");
+  check_keys(overlay, key, {"window", "sinks", "logn"});
+  if (trained.logn == "train" && overlay.contains("logn") && overlay["logn"] != "train") {
+    throw UserError(key + ".logn: this layer was trained with logn = \"train\", which already scales at inference");
+  }
+  return merge_attention(attention_json(trained), overlay, key);
+}
+
+// "full" selects the layers trained with full attention (HWFA2's switch to ReRoPE); anything else
+// is a layer selection as in a config's `layers`.
+std::vector<int64_t> treated_layers(const RunConfig& config, const json& selection, const std::string& key) {
+  if (selection != "full") return select_layers(selection, config.model.n_layers, key);
+  std::vector<int64_t> full;
+  for (std::size_t l = 0; l < config.layers.size(); ++l) {
+    if (config.layers[l].attention.window == 0) full.push_back(int64_t(l));
+  }
+  if (full.empty()) throw UserError(key + ": \"full\" selects no layer: every layer was trained with a window");
+  return full;
+}
+
 void treat(RunConfig& config, const json& overlay, const std::string& key) {
-  check_keys(overlay, key, {"position", "attention", "layers", "position_sampling"});
+  check_keys(overlay, key, {"position", "attention", "layers", "position_sampling", "dynamic"});
   const ModelShape shape = shape_of(config);
   if (overlay.contains("position")) {
     config.position = treat_position(config.position, overlay["position"], key + ".position", shape);
   }
   if (overlay.contains("attention")) {
     for (auto& layer : config.layers) {
-      layer.attention = read_attention(merge_attention(attention_json(layer.attention), overlay["attention"],
-                                                       key + ".attention"),
+      layer.attention = read_attention(treat_attention(layer.attention, overlay["attention"], key + ".attention"),
                                        key + ".attention");
     }
   }
@@ -97,7 +145,7 @@ void treat(RunConfig& config, const json& overlay, const std::string& key) {
       const std::string entry_key = key + ".layers[" + std::to_string(e) + "]";
       if (!entry.is_object() || !entry.contains("layers")) throw UserError(entry_key + ": expected {\"layers\": [...], ...}");
       check_keys(entry, entry_key, {"layers", "position", "attention"});
-      const auto selected = select_layers(entry["layers"], config.model.n_layers, entry_key + ".layers");
+      const auto selected = treated_layers(config, entry["layers"], entry_key + ".layers");
       if (entry.contains("position")) {
         // The selected layers get one new scheme, derived from the first one's trained scheme.
         const LayerConfig& first = config.layers[selected[0]];
@@ -116,7 +164,7 @@ void treat(RunConfig& config, const json& overlay, const std::string& key) {
       if (entry.contains("attention")) {
         for (int64_t l : selected) {
           auto& attention = config.layers[l].attention;
-          attention = read_attention(merge_attention(attention_json(attention), entry["attention"], entry_key + ".attention"),
+          attention = read_attention(treat_attention(attention, entry["attention"], entry_key + ".attention"),
                                      entry_key + ".attention");
         }
       }
@@ -172,7 +220,30 @@ RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment) 
   RunConfig config = trained;
   const std::string key = "treatment \"" + treatment.name + "\"";
   treat(config, substitute_train_length(treatment.overlay, trained.data.train_length, key), key);
+  try {
+    check_position_sampling(config, /*training=*/false);
+  } catch (const UserError& e) {
+    throw UserError(key + ": " + e.what());
+  }
+  dynamic_step(treatment, trained);  // checks the value
   return config;
+}
+
+int64_t dynamic_step(const Treatment& treatment, const RunConfig& trained) {
+  const std::string key = "treatment \"" + treatment.name + "\".dynamic";
+  const json overlay = substitute_train_length(treatment.overlay, trained.data.train_length, key);
+  if (!overlay.contains("dynamic")) {
+    // dynamic_ntk is dynamic unless asked otherwise; every other scaling is static by default.
+    bool dynamic_ntk = overlay.contains("position") && overlay["position"].value("scaling", json()) == "dynamic_ntk";
+    for (const auto& entry : overlay.value("layers", json::array())) {
+      dynamic_ntk = dynamic_ntk || (entry.contains("position") && entry["position"].value("scaling", json()) == "dynamic_ntk");
+    }
+    return dynamic_ntk ? trained.data.train_length : 0;
+  }
+  const json& value = overlay["dynamic"];
+  if (value.is_boolean()) return value.get<bool>() ? trained.data.train_length : 0;
+  if (value.is_number_integer() && value.get<int64_t>() >= 1) return value.get<int64_t>();
+  throw UserError(key + ": expected true, false or a step of at least 1 position, got " + value.dump());
 }
 
 }  // namespace extrap

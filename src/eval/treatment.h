@@ -6,11 +6,14 @@
 //    "position": {"scaling": "ntk_mixed"},            // the model-wide scheme (RoPE models only)
 //    "attention": {"logn": "inference"},             // every layer
 //    "layers": [{"layers": [2], "position": {"scheme": "rerope", "window": 32}}],  // some layers
-//    "position_sampling": {"eval": "spread"}}
+//    "position_sampling": {"eval": "spread"},
+//    "dynamic": true}                                 // dynamic scaling: see dynamic_step
 // A "position" overlay keeps the trained scheme's parameters (base, rotary_dims, ...) that the new
-// scheme also has. The strings "$train_length" and "$train_length/N" stand for the run's training
-// length (and its N-th part, at least 1) anywhere in the overlay. Schemes are parameter-free
-// rotations here, so the trained weights load unchanged.
+// scheme also has. Layer selections are as in a config's `layers`, or "full": the layers trained
+// with full attention (HWFA2). Attention overlays may change window, sinks and logn only. The
+// strings "$train_length", "$train_length/N", "$train_length*M" and "$train_length*M/N" stand for
+// the run's training length and its multiples (rounded down, at least 1) anywhere in the overlay.
+// Schemes are parameter-free rotations here, so the trained weights load unchanged.
 #include <string>
 #include <vector>
 
@@ -36,5 +39,11 @@ std::vector<Treatment> load_treatments(const std::vector<std::string>& files);
 // The run's config with the treatment applied; throws UserError naming the treatment when it does
 // not fit the model (e.g. a RoPE treatment on an ALiBi model).
 RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment);
+
+// Dynamic scaling (spec §3.9): 0 when the extension factor is fixed for a whole window; otherwise
+// the evaluator rebuilds the model every this many positions so that s follows the position
+// (see context_ends in evaluator.cpp). "dynamic": true means every train_length positions, an
+// integer sets the step, false turns it off; without the key it is on for dynamic_ntk only.
+int64_t dynamic_step(const Treatment& treatment, const RunConfig& trained);
 
 }  // namespace extrap

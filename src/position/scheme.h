@@ -20,6 +20,7 @@ struct Positions {
   torch::Tensor values;  // [T], float64
   bool is_arange = true; // values are exactly 0..T-1, so cached tables may be sliced
   int64_t size() const { return values.size(0); }
+  Positions prefix(int64_t length) const { return {values.narrow(0, 0, length), is_arange}; }
 
   static Positions arange(int64_t length, const torch::Device& device);
 };

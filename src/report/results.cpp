@@ -426,6 +426,12 @@ std::string render_report(const std::vector<json>& documents, const ReportOption
   }
   for (const auto& protocol : first.at("protocols")) out << "protocol " << describe_protocol(protocol) << "\n";
   for (const auto& note : notes) out << "n/a: " << note << "\n";
+  for (const auto& document : documents) {
+    if (document.value("complete", true) == false) {
+      out << "warning: " << document.at("run").at("name").get<std::string>() << ": the evaluation stopped after "
+          << document.at("results").size() << " result rows (interrupted); missing cells are blank\n";
+    }
+  }
   // Numbers are comparable only on the same tokens: say so when the inputs differ.
   for (const auto& document : documents) {
     bool same = document.at("data").at("checksum") == first.at("data").at("checksum") &&

@@ -8,10 +8,20 @@
 
 namespace extrap {
 
+namespace {
+// Matrices decay (weights, embeddings, tables); vectors and biases do not, including attention's
+// [2, H, 1, hd] qk_bias, whose shape alone would make it look like a matrix.
+bool decays(const std::string& name, const torch::Tensor& param) {
+  const std::string suffix = "bias";
+  const bool is_bias = name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return param.dim() >= 2 && !is_bias;
+}
+}  // namespace
+
 AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> named_parameters, AdamWOptions options)
     : options_(options) {
   for (auto& [name, param] : named_parameters) {
-    slots_.push_back({name, param, torch::zeros_like(param), torch::zeros_like(param), param.dim() >= 2});
+    slots_.push_back({name, param, torch::zeros_like(param), torch::zeros_like(param), decays(name, param)});
   }
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 // AdamW with decoupled weight decay (Loshchilov & Hutter), written out so that its whole state
 // (step, first and second moments) is explicit and can be saved and restored bit for bit.
-// Weight decay applies to matrices (dim >= 2: linear weights, embeddings), not to biases, norms
-// or 1-D scheme parameters, as in nanoGPT.
+// Weight decay applies to matrices (dim >= 2: linear weights, embeddings), not to biases (any
+// parameter whose name ends in "bias", whatever its shape), norms or 1-D scheme parameters, as in nanoGPT.
 #include <string>
 #include <vector>
 
