@@ -22,7 +22,7 @@ build/extrap report --metric bpb "${runs[@]}"
 # Su's table for the RoPE model: one trained model, every training-free treatment, natural and
 # repeated text (accuracy, as in Su's tables).
 su=runs/demo/rope/results/su_table.json
-if [ ! -f "$su" ] || [ "$su" -ot runs/demo/rope/DONE ]; then
+if [ ! -f "$su" ] || [ "$su" -ot runs/demo/rope/DONE ] || [ "$su" -ot configs/eval/su_table.json ]; then
   echo "== rope: evaluating Su's treatments (configs/eval/su_table.json)"
   build/extrap eval --run runs/demo/rope --lengths 128,512,2048 --max-tokens 8192 --protocol nonoverlap,repeated \
     --treatments configs/eval/su_table.json --out "$su" > /dev/null

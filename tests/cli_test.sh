@@ -92,6 +92,11 @@ su=$("$extrap" report "$work/treated.json" --su --format csv)
 [ "$(printf '%s\n' "$su" | head -1)" = "treatment,32 natural,32 repeated,64 natural,64 repeated" ] || fail "su header: $su"
 [ "$(printf '%s\n' "$su" | cut -d, -f1 | tail -n +2 | tr '\n' ' ')" = "baseline PI logn† " ] || fail "su rows: $su"
 "$extrap" report "$work/treated.json" --format csv | head -1 | grep -q '^run,scheme,treatment,train,32 nonoverlap,' || fail "report treatment column"
+# --only picks rows of the treatment files by name, in its order.
+"$extrap" eval --run "$work/run" --lengths 32 --max-tokens 256 --treatments "$work/treatments.json" --only 'logn†,baseline' \
+  --out "$work/only.json" --threads 1 >/dev/null 2>&1 || fail "eval --only"
+[ "$("$extrap" report "$work/only.json" --format csv | cut -d, -f3 | tail -n +2 | tr '\n' ' ')" = "logn† baseline " ] || fail "--only rows"
+expect='--only: no treatment named "YaRN" (available: baseline, PI, logn†)' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/treatments.json" --only YaRN
 # A killed evaluation keeps every finished row, marked incomplete; report reads it. (SIGTERM: a
 # background job of a non-interactive shell ignores SIGINT; Ctrl-C at a terminal ends it the same way.)
 "$extrap" eval --run "$work/run" --lengths 32,64,128,256,512,1024,2048,4096 --max-tokens 8192 --threads 1 \

@@ -45,16 +45,34 @@ PY
 done
 [ "$count" -ge 20 ] || fail "only $count configs found"
 
-# Treatments: every preset on a RoPE run; the HWFA2 switch on the HWFA2 run; InvLeaky → RoPE on its run.
+# Every row of a treated evaluation is ok, finite and complete; each preset's treatments all ran.
+check_treated() {  # RESULTS PRESET
+  python3 - "$1" "$2" <<'PY' || fail "treated results $1"
+import json, math, sys
+doc = json.load(open(sys.argv[1]))
+preset = json.load(open(sys.argv[2]))
+assert doc["complete"] is True
+names = {t["name"] for t in preset["treatments"]}
+assert names <= {t["name"] for t in doc["treatments"]}, names
+for row in doc["results"]:
+    assert row["status"] == "ok" and math.isfinite(row["nll"]) and row["tokens"] > 0, row
+PY
+}
+# Treatments: every preset on a RoPE run; the HWFA2 switch on both HWFA2 runs; InvLeaky → RoPE on its run.
 for preset in su_table rope_scaling rerope windows; do
   "$extrap" eval --run "$work/runs/rope" --lengths 32,96 --max-tokens 192 --threads 1 --out "$work/$preset.json" \
     --treatments "$src/configs/eval/$preset.json" >"$work/$preset.log" 2>&1 || fail "treatments $preset: $(tail -2 "$work/$preset.log")"
+  check_treated "$work/$preset.json" "$src/configs/eval/$preset.json"
 done
-"$extrap" eval --run "$work/runs/hwfa2" --lengths 96 --max-tokens 192 --threads 1 --out "$work/hwfa2.json" \
-  --treatments "$src/configs/eval/hwfa2.json" >"$work/hwfa2.log" 2>&1 || fail "hwfa2 treatments: $(tail -2 "$work/hwfa2.log")"
+for run in hwfa2 hwfa2_f2; do
+  "$extrap" eval --run "$work/runs/$run" --lengths 96 --max-tokens 192 --threads 1 --out "$work/$run.json" \
+    --treatments "$src/configs/eval/hwfa2.json" >"$work/$run.log" 2>&1 || fail "$run treatments: $(tail -2 "$work/$run.log")"
+  check_treated "$work/$run.json" "$src/configs/eval/hwfa2.json"
+done
 "$extrap" eval --run "$work/runs/invleaky_rerope" --lengths 96 --max-tokens 192 --threads 1 --no-baseline \
   --out "$work/invleaky.json" --treatments "$src/configs/eval/invleaky.json" >"$work/invleaky.log" 2>&1 ||
   fail "invleaky treatments: $(tail -2 "$work/invleaky.log")"
+check_treated "$work/invleaky.json" "$src/configs/eval/invleaky.json"
 # A RoPE treatment on an ALiBi run is refused with one line.
 out=$("$extrap" eval --run "$work/runs/alibi" --lengths 96 --treatments "$src/configs/eval/rope_scaling.json" 2>&1 >/dev/null); status=$?
 [ "$status" -eq 2 ] || fail "RoPE treatment on ALiBi: exit $status"

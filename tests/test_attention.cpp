@@ -35,7 +35,9 @@ TEST(AttentionPlan, VisibleColumnsAreExactlyTheVisibleKeys) {
           for (const auto& span : plan.spans) {
             EXPECT_EQ(span.column, column);
             column += span.end - span.begin;
-            if (span.pass == Pass::kMixed) EXPECT_LT(span.end - span.begin, plan.rows());
+            if (span.pass == Pass::kMixed) {
+              EXPECT_LT(span.end - span.begin, plan.rows());
+            }
           }
           EXPECT_EQ(column, plan.columns);
           for (int64_t i = plan.q_begin; i < plan.q_end; ++i) {
@@ -256,7 +258,9 @@ TEST(AttentionModifiers, KeyNormScoresIgnoreKeyScale) {
     const auto before = layer_output(layer, x);
     scale_keys(layer, 3.0);
     const double change = max_abs_diff(before, layer_output(layer, x));
-    if (normalised) EXPECT_LT(change, 1e-5);
+    if (normalised) {
+      EXPECT_LT(change, 1e-5);
+    }
     else EXPECT_GT(change, 1e-3);  // without KeyNorm the key scale sharpens the softmax
   }
 }

@@ -2,6 +2,7 @@
 // Also the learning-rate schedule.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -317,6 +318,33 @@ TEST_F(ConfigTest, HwfaLayersAndReceptiveField) {
   json eight = hwfa_config();
   eight["model"]["n_layers"] = 8;
   EXPECT_EQ(load_config(write("hwfa8.json", eight)).layers[0].attention.window, 14);
+}
+
+TEST_F(ConfigTest, ShippedHwfaConfigsFollowSusRecipes) {
+  const auto shipped = [](const char* name) {
+    return load_config((fs::path(__FILE__).parent_path().parent_path() / "configs" / name).string());
+  };
+  // HWFA at N = 128 with 4 layers: (w - 1) * 3 + 1 <= 96 gives w = 32 on layers 0-2; the last layer
+  // is full attention, NoPE, log-n.
+  const RunConfig hwfa = shipped("hwfa.json");
+  for (int layer = 0; layer < 3; ++layer) {
+    EXPECT_EQ(hwfa.layers[layer].attention.window, 32) << layer;
+    EXPECT_EQ(hwfa.layers[layer].scheme_group, -1) << layer;
+  }
+  EXPECT_EQ(hwfa.position.scheme, "rope");
+  EXPECT_EQ(hwfa.layer_schemes.at(hwfa.layers[3].scheme_group).scheme, "nope");
+  EXPECT_EQ(hwfa.layers[3].attention.window, 0);
+  EXPECT_EQ(hwfa.layers[3].attention.logn, "train");
+  // HWFA2: RoPE everywhere, full attention on the middle layer(s), window 64 elsewhere.
+  for (const auto& [name, full] : std::vector<std::pair<const char*, std::vector<int>>>{{"hwfa2.json", {2}},
+                                                                                        {"hwfa2_f2.json", {1, 2}}}) {
+    const RunConfig hwfa2 = shipped(name);
+    for (int layer = 0; layer < 4; ++layer) {
+      const bool is_full = std::find(full.begin(), full.end(), layer) != full.end();
+      EXPECT_EQ(hwfa2.layers[layer].attention.window, is_full ? 0 : 64) << name << " " << layer;
+      EXPECT_EQ(hwfa2.layers[layer].scheme_group, -1) << name << " " << layer;  // the model-wide rope
+    }
+  }
 }
 
 TEST_F(ConfigTest, LayerSelectionsBySliceAndIndex) {

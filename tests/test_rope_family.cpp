@@ -222,7 +222,7 @@ TEST(RopeScaling, YarnTemperatureMultipliesTheLogits) {
 TEST(RopeScaling, EveryScalingIsExactlyPlainRopeAtFactorOne) {
   torch::manual_seed(5);
   const auto q = torch::randn({2, 2, 40, 16}), k = torch::randn({2, 2, 40, 16});
-  for (const auto positions : {Positions::arange(40, kCpu), explicit_positions(std::vector<double>(40, 7.25))}) {
+  for (const auto& positions : {Positions::arange(40, kCpu), explicit_positions(std::vector<double>(40, 7.25))}) {
     auto plain = transform(*build("rope", nlohmann::json::object(), {32, 2, 1, 64, 64}), q, k, positions);
     for (const auto scaling : kAllScalings) {
       // Training (context = train_length) and evaluation within it (context < train_length).
@@ -321,7 +321,9 @@ TEST(RopeParams, RejectsImpossibleValues) {
   const auto rejects = [&](const nlohmann::json& given, const std::string& key, const std::string& detail = "") {
     const auto message = user_error_message([&] { build("rope", given, shape); });
     EXPECT_TRUE(contains(message, "position." + key)) << given.dump() << ": " << message;
-    if (!detail.empty()) EXPECT_TRUE(contains(message, detail)) << given.dump() << ": " << message;
+    if (!detail.empty()) {
+      EXPECT_TRUE(contains(message, detail)) << given.dump() << ": " << message;
+    }
   };
   rejects({{"rotary_dims", 5}}, "rotary_dims", "even");
   rejects({{"rotary_dims", 18}}, "rotary_dims", "16");
@@ -392,7 +394,9 @@ TEST(ReRope, FarPassIsRopeAtDistanceWindowForEveryPair) {
     const auto qi = to_vector(q[0][0][i]);
     for (int64_t j = 0; j <= i; ++j) {
       const auto kj = to_vector(k[0][0][j]);
-      if (i - j >= w) ASSERT_NEAR(far[i][j].item<double>(), closed_form_score(qi, kj, theta, double(w)), 1e-5) << i << " " << j;
+      if (i - j >= w) {
+        ASSERT_NEAR(far[i][j].item<double>(), closed_form_score(qi, kj, theta, double(w)), 1e-5) << i << " " << j;
+      }
       ASSERT_NEAR(near[i][j].item<double>(), closed_form_score(qi, kj, theta, double(i - j)), 1e-5) << i << " " << j;
     }
   }
@@ -567,7 +571,9 @@ TEST(XPos, ScoreIsRopeTimesDecayAndDependsOnlyOnDistance) {
       ASSERT_NEAR(scores[i][j].item<double>(), closed_form_score(to_vector(qv), to_vector(kv), theta, double(i - j), decay),
                   1e-5)
           << i << " " << j;
-      if (j > 0) ASSERT_NEAR(scores[i][j].item<double>(), scores[i - 1][j - 1].item<double>(), 1e-5);
+      if (j > 0) {
+        ASSERT_NEAR(scores[i][j].item<double>(), scores[i - 1][j - 1].item<double>(), 1e-5);
+      }
     }
   }
 }

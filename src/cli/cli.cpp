@@ -40,6 +40,19 @@ std::vector<int64_t> parse_lengths(const std::string& text) {
   return lengths;
 }
 
+// "a,b" -> {"a", "b"}; "" -> {}. An empty name is an error naming `option`.
+std::vector<std::string> split_names(const std::string& text, const std::string& option) {
+  std::vector<std::string> names;
+  if (text.empty()) return names;
+  std::stringstream parts(text + ",");
+  std::string part;
+  while (std::getline(parts, part, ',')) {
+    if (part.empty()) throw UserError(option + ": empty name in \"" + text + "\"");
+    names.push_back(part);
+  }
+  return names;
+}
+
 enum class SchemeListing { Full, Brief, Markdown, Json };
 
 void print_schemes(SchemeListing format) {
@@ -143,6 +156,10 @@ int run_cli(int argc, char** argv) {
       ->take_all();
   bool no_baseline = false;
   eval_cmd->add_flag("--no-baseline", no_baseline, "with --treatments: skip the untreated model");
+  std::string only;
+  eval_cmd->add_option("--only", only,
+                       "comma-separated treatment names to evaluate, in this order (e.g. baseline,PI,ReRoPE-w/4); "
+                       "default: all");
   add_runtime(eval_cmd);
 
   std::vector<std::string> report_inputs;
@@ -206,6 +223,7 @@ int run_cli(int argc, char** argv) {
       eval_options.lengths = parse_lengths(lengths);
       eval_options.protocols = parse_protocol_names(protocols);
       eval_options.include_baseline = !no_baseline;
+      eval_options.only = split_names(only, "--only");
       if (stride_option->count() && eval_options.protocol_params.stride < 1) {
         throw UserError("--stride " + std::to_string(eval_options.protocol_params.stride) +
                         " is not in [1, length]");

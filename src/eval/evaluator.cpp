@@ -219,6 +219,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
   std::vector<Treatment> treatments;
   if (options.include_baseline) treatments.push_back(baseline_treatment());
   for (auto& t : load_treatments(options.treatment_files)) treatments.push_back(std::move(t));
+  if (!options.only.empty()) treatments = select_treatments(treatments, options.only);
   if (treatments.empty()) throw UserError("eval: nothing to evaluate (--no-baseline without --treatments)");
   std::vector<RunConfig> treated;
   for (const auto& t : treatments) treated.push_back(apply_treatment(config, t));  // all checked before any work

@@ -18,6 +18,7 @@ struct EvalOptions {
   ProtocolParams protocol_params;  // --stride, --suffix-targets, --suffix-source
   std::vector<std::string> treatment_files;  // --treatments: JSON files of named variants (eval/treatment.h)
   bool include_baseline = true;    // also evaluate the untreated model (row "baseline")
+  std::vector<std::string> only;   // --only: evaluate just these treatment names (empty: all)
   std::filesystem::path out;       // default RUN/results/eval.json
   std::filesystem::path dataset;   // default: the run's data.dataset
   std::string device = "cpu";

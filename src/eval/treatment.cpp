@@ -216,6 +216,23 @@ std::vector<Treatment> load_treatments(const std::vector<std::string>& files) {
   return treatments;
 }
 
+std::vector<Treatment> select_treatments(const std::vector<Treatment>& treatments, const std::vector<std::string>& names) {
+  std::vector<Treatment> selected;
+  for (const auto& name : names) {
+    const auto found = std::find_if(treatments.begin(), treatments.end(), [&](const Treatment& t) { return t.name == name; });
+    if (found == treatments.end()) {
+      std::string known;
+      for (const auto& t : treatments) known += (known.empty() ? "" : ", ") + t.name;
+      throw UserError("--only: no treatment named \"" + name + "\" (available: " + known + ")");
+    }
+    if (std::any_of(selected.begin(), selected.end(), [&](const Treatment& t) { return t.name == name; })) {
+      throw UserError("--only: \"" + name + "\" is named twice");
+    }
+    selected.push_back(*found);
+  }
+  return selected;
+}
+
 RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment) {
   RunConfig config = trained;
   const std::string key = "treatment \"" + treatment.name + "\"";

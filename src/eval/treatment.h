@@ -36,6 +36,9 @@ Treatment baseline_treatment();
 // file and the entry.
 std::vector<Treatment> load_treatments(const std::vector<std::string>& files);
 
+// The treatments named in `names`, in that order; throws UserError for a name that is not there.
+std::vector<Treatment> select_treatments(const std::vector<Treatment>& treatments, const std::vector<std::string>& names);
+
 // The run's config with the treatment applied; throws UserError naming the treatment when it does
 // not fit the model (e.g. a RoPE treatment on an ALiBi model).
 RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment);
