@@ -238,5 +238,23 @@ TEST(Report, SuLayoutNeedsNonoverlapOrRepeatedRows) {
   EXPECT_EQ(user_error_message([] { parse_report_layout("wide"); }), "--layout wide: expected runs or su");
 }
 
+TEST(Report, CsvQuotesNamesWithCommasAndQuotes) {
+  json doc = alibi_document();
+  doc["protocols"].erase(1);
+  doc["treatments"].push_back({{"name", "w=64, \"sinks\""}, {"overlay", json::object()}});
+  doc["results"] = json::array({row("baseline", "nonoverlap", 32, 7.0, 0.43), row("w=64, \"sinks\"", "nonoverlap", 32, 7.0, 0.41)});
+  EXPECT_EQ(render_report({doc}, su(TableFormat::Csv)),
+            "treatment,32 natural\nbaseline,43.00%\n\"w=64, \"\"sinks\"\"\",41.00%\n");
+}
+
+TEST(Report, AnInterruptedEvaluationIsFlagged) {
+  json doc = alibi_document();
+  EXPECT_FALSE(contains(render_report({doc}, su()), "stopped"));
+  doc["complete"] = false;
+  doc["results"].erase(3);
+  const std::string table = render_report({doc}, su());
+  EXPECT_TRUE(contains(table, "warning: alibi: the evaluation stopped after 3 result rows (interrupted)")) << table;
+}
+
 }  // namespace
 }  // namespace extrap

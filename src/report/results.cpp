@@ -67,11 +67,19 @@ std::size_t display_width(const std::string& text) {
 }
 
 // The first `names` columns are left-aligned, the others (numbers) right-aligned.
+// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
 std::string render_rows(const std::vector<std::vector<std::string>>& rows, std::size_t names, TableFormat format) {
   std::ostringstream out;
   if (format == TableFormat::Csv) {
     for (const auto& row : rows) {
-      for (std::size_t c = 0; c < row.size(); ++c) out << (c ? "," : "") << row[c];
+      for (std::size_t c = 0; c < row.size(); ++c) out << (c ? "," : "") << csv_field(row[c]);
       out << "\n";
     }
     return out.str();
