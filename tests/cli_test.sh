@@ -97,15 +97,20 @@ su=$("$extrap" report "$work/treated.json" --su --format csv)
   --out "$work/only.json" --threads 1 >/dev/null 2>&1 || fail "eval --only"
 [ "$("$extrap" report "$work/only.json" --format csv | cut -d, -f3 | tail -n +2 | tr '\n' ' ')" = "logn† baseline " ] || fail "--only rows"
 expect='--only: no treatment named "YaRN" (available: baseline, PI, logn†)' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/treatments.json" --only YaRN
-# A killed evaluation keeps every finished row, marked incomplete; report reads it. (SIGTERM: a
-# background job of a non-interactive shell ignores SIGINT; Ctrl-C at a terminal ends it the same way.)
-"$extrap" eval --run "$work/run" --lengths 32,64,128,256,512,1024,2048,4096 --max-tokens 8192 --threads 1 \
-  --out "$work/interrupted.json" >"$work/interrupted.log" 2>&1 &
+# A killed evaluation keeps every finished row in OUT.partial.json, marked incomplete, and leaves an
+# earlier OUT untouched; report reads the partial file. (SIGTERM: a background job of a
+# non-interactive shell ignores SIGINT; Ctrl-C at a terminal ends it the same way.)
+cp "$work/only.json" "$work/interrupted.json"
+before=$(cat "$work/interrupted.json")
+printf '{"treatments": [%s]}' "$(for b in 11 12 13 14 15 16 17 18; do printf '{"name": "b%s", "position": {"base": %s000}},' $b $b; done | sed 's/,$//')" > "$work/bases.json"
+"$extrap" eval --run "$work/run" --split train --lengths 32,64,128,256 --max-tokens 65536 --threads 1 \
+  --treatments "$work/bases.json" --out "$work/interrupted.json" >"$work/interrupted.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do grep -q "length    128" "$work/interrupted.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do [ -f "$work/interrupted.partial.json" ] && break; sleep 0.05; done
 kill -TERM "$pid"; wait "$pid"; status=$?
 [ "$status" -eq 143 ] || fail "interrupted eval exited $status, expected 143 (finished before the signal?)"
-grep -q '"complete": false' "$work/interrupted.json" || fail "interrupted results not marked incomplete"
-report=$("$extrap" report "$work/interrupted.json" 2>&1) || fail "report of interrupted results: $report"
+[ "$before" = "$(cat "$work/interrupted.json")" ] || fail "an interrupted eval touched the earlier results"
+grep -q '"complete": false' "$work/interrupted.partial.json" || fail "partial results not marked incomplete"
+report=$("$extrap" report "$work/interrupted.partial.json" 2>&1) || fail "report of partial results: $report"
 printf '%s' "$report" | grep -q "the evaluation stopped after [1-9]" || fail "no incomplete warning: $report"
 echo "cli_test: ok"

@@ -792,6 +792,24 @@ TEST_F(TrainEvalTest, DynamicScalingFollowsThePosition) {
   }
   // At or below the training length dynamic scaling is the untreated model.
   EXPECT_DOUBLE_EQ(rows.at({"dynamic-NTK", 32}).at("nll").get<double>(), rows.at({"baseline", 32}).at("nll").get<double>());
+
+  // Pieces with no scored target are skipped and the rest add up to the plan under every protocol
+  // (the evaluator throws if a target were scored twice or missed). Suffix scores only the last
+  // L_train = 32 positions: the last piece, built for the whole window, i.e. static NTK-aware.
+  options.protocols = {"sliding", "suffix", "repeated"};
+  options.treatment_files = {file.string()};
+  options.out = root_ / "results" / "dynamic_protocols.json";
+  const json protocols = eval_quietly(options);
+  std::map<std::tuple<std::string, std::string, int64_t>, double> nll;
+  for (const auto& row : protocols.at("results")) {
+    ASSERT_EQ(row.at("status"), "ok") << row;
+    nll[{row.at("treatment").get<std::string>(), row.at("protocol").get<std::string>(),
+         row.at("length").get<int64_t>()}] = row.at("nll").get<double>();
+  }
+  for (int64_t length : {32, 64, 128}) {
+    EXPECT_DOUBLE_EQ(nll.at({"dynamic-NTK", "suffix", length}), nll.at({"NTK-aware", "suffix", length})) << length;
+  }
+  EXPECT_GT(std::abs(nll.at({"dynamic-NTK", "repeated", 128}) - nll.at({"NTK-aware", "repeated", 128})), 1e-6);
 }
 
 }  // namespace

@@ -236,6 +236,13 @@ TEST(Treatments, FullSelectsTheLayersTrainedWithFullAttention) {
       EXPECT_EQ(treated.layers[l].attention.window, switched ? 0 : 64) << l;
     }
   }
+  // "full" means trained with full attention: a model-wide window overlay in the same treatment
+  // does not change which layers it selects.
+  const RunConfig hwfa2 = load_config(source_path("configs/hwfa2.json").string());
+  const RunConfig both = apply_treatment(
+      hwfa2, treatment({{"name", "s"}, {"attention", {{"window", 128}}},
+                        {"layers", json::array({{{"layers", "full"}, {"position", {{"scheme", "rerope"}}}}})}}));
+  for (int64_t l = 0; l < 4; ++l) EXPECT_EQ(layer_scheme(both, l).scheme, l == 2 ? "rerope" : "rope") << l;
   const RunConfig windowed = trained({{"attention", {{"window", 16}}}});
   EXPECT_TRUE(contains(user_error_message([&] {
                          apply_treatment(windowed, treatment({{"name", "s"},
@@ -249,8 +256,7 @@ TEST(Treatments, DynamicStepIsOnForDynamicNtkAndCanBeSetOrTurnedOff) {
   const RunConfig config = trained();
   const auto step = [&](const json& entry) {
     const Treatment t = treatment(entry);
-    apply_treatment(config, t);
-    return dynamic_step(t, config);
+    return dynamic_step(t, apply_treatment(config, t));
   };
   EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "dynamic_ntk"}}}}), 64);
   EXPECT_EQ(step({{"name", "d"}, {"layers", json::array({{{"layers", {1}}, {"position", {{"scaling", "dynamic_ntk"}}}}})}}),
@@ -261,6 +267,15 @@ TEST(Treatments, DynamicStepIsOnForDynamicNtkAndCanBeSetOrTurnedOff) {
   EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "yarn"}}}, {"dynamic", "$train_length/4"}}), 16);
   EXPECT_EQ(step({{"name", "d"}, {"position", {{"scaling", "pi"}}}, {"dynamic", 5}}), 5);
   EXPECT_EQ(step({{"name", "base"}}), 0);
+  // A model trained with dynamic_ntk is dynamic as it stands (its baseline too).
+  const RunConfig dynamic_trained = trained({{"position", {{"scaling", "dynamic_ntk"}}}});
+  EXPECT_EQ(dynamic_step(baseline_treatment(), apply_treatment(dynamic_trained, baseline_treatment())), 64);
+  // The factor follows the token count, so spread positions cannot go with it.
+  EXPECT_TRUE(contains(user_error_message([&] {
+                         step({{"name", "d"}, {"position", {{"scaling", "yarn"}}}, {"dynamic", true},
+                               {"position_sampling", {{"eval", "spread"}}}});
+                       }),
+                       "treatment \"d\".dynamic: the factor follows the token count"));
   for (const json& bad : {json(0), json(-3), json(2.5), json("often")}) {
     SCOPED_TRACE(bad.dump());
     const std::string message = user_error_message([&] { step({{"name", "d"}, {"dynamic", bad}}); });

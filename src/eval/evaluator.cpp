@@ -87,8 +87,9 @@ using ModelFactory = std::function<GPT(int64_t context)>;
 // untreated model. Without it, one piece covers the window.
 std::vector<int64_t> context_ends(int64_t length, int64_t train_length, int64_t dynamic_step) {
   std::vector<int64_t> ends;
-  if (dynamic_step > 0) {
-    for (int64_t end = std::min(length, train_length); end < length; end += dynamic_step) ends.push_back(end);
+  for (int64_t end = std::min(length, train_length); dynamic_step > 0 && end < length;
+       end = length - end > dynamic_step ? end + dynamic_step : length) {
+    ends.push_back(end);
   }
   ends.push_back(length);
   return ends;
@@ -224,7 +225,10 @@ nlohmann::json evaluate(const EvalOptions& options) {
   std::vector<RunConfig> treated;
   for (const auto& t : treatments) treated.push_back(apply_treatment(config, t));  // all checked before any work
   const fs::path out = options.out.empty() ? options.run_dir / "results" / "eval.json" : options.out;
-  check_writable_file(out, "--out");
+  check_writable_file(out, "results file");
+  // Rows land here as they finish, so an interrupted evaluation keeps them without touching an
+  // earlier complete `out`; the finished document replaces both.
+  const fs::path partial = out.parent_path() / (out.stem().string() + ".partial" + out.extension().string());
 
   torch::NoGradGuard no_grad;
   GPT trained = build_model(config);
@@ -238,7 +242,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
   for (const auto& protocol : protocols) protocol_list.push_back(protocol.to_json());
   nlohmann::json treatment_list = nlohmann::json::array();
   for (std::size_t t = 0; t < treatments.size(); ++t) {
-    treatment_list.push_back(treatment_json(treatments[t], treated[t], dynamic_step(treatments[t], config)));
+    treatment_list.push_back(treatment_json(treatments[t], treated[t], dynamic_step(treatments[t], treated[t])));
   }
   nlohmann::json document = {
       {"schema", kResultsSchema},
@@ -257,7 +261,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
   for (std::size_t t = 0; t < treatments.size(); ++t) {
     const RunConfig& variant = treated[t];
     const ScoringContext context{stream,       variant.position_sampling, config.data.train_length,
-                                 options.batch_tokens, device,           dynamic_step(treatments[t], config)};
+                                 options.batch_tokens, device,           dynamic_step(treatments[t], treated[t])};
     // Built per window length: inference-time treatments derive their extension factor from it.
     const ModelFactory make_model = [&](int64_t context_length) {
       GPT model = build_model(variant, context_length);
@@ -274,14 +278,14 @@ nlohmann::json evaluate(const EvalOptions& options) {
         row["treatment"] = treatments[t].name;
         spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol.name, length,
                      describe_result(row));
-        // Written after every row, so an interrupted evaluation keeps what it finished.
         document["results"].push_back(row);
-        write_json_atomic(out, document);
+        write_json_atomic(partial, document);
       }
     }
   }
   document["complete"] = true;
   write_json_atomic(out, document);
+  fs::remove(partial);
   spdlog::info("results written to {}", out.string());
   return document;
 }

@@ -1,6 +1,7 @@
 #include "eval/treatment.h"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -60,9 +61,10 @@ ModelShape shape_of(const RunConfig& config) {
 // A switch of scheme keeps only the parameters both schemes have; trained values that differ from
 // their defaults and are dropped (e.g. InvLeaky's leaky_factor when evaluated as plain RoPE, or a
 // trained NTK scaling switched to ReRoPE) are worth a line in the log.
-void warn_dropped_params(const PositionConfig& trained, const json& kept, const std::string& key) {
+void warn_dropped_params(const PositionConfig& trained, const json& kept, const json& overlay, const std::string& key) {
   for (const auto& p : find_scheme(trained.scheme).params) {
-    if (kept.contains(p.name) || trained.params.value(p.name, p.default_value) == p.default_value) continue;
+    if (kept.contains(p.name) || overlay.contains(p.name)) continue;
+    if (trained.params.value(p.name, p.default_value) == p.default_value) continue;
     spdlog::warn("{}: {} -> {} drops the trained {} = {}", key, trained.scheme, kept["scheme"].get<std::string>(),
                  p.name, trained.params[p.name].dump());
   }
@@ -85,7 +87,7 @@ PositionConfig treat_position(const PositionConfig& trained, const json& overlay
   if (scheme != trained.scheme) {
     // Inference-time extras of the old scheme (scaling, windows) do not carry over to a new one.
     for (const char* extra : {"scaling", "factor", "window", "leaky_factor"}) position.erase(extra);
-    warn_dropped_params(trained, position, key);
+    warn_dropped_params(trained, position, overlay, key);
   }
   for (auto it = overlay.begin(); it != overlay.end(); ++it) position[it.key()] = *it;
   return resolve_position(position, key, shape);
@@ -128,6 +130,7 @@ std::vector<int64_t> treated_layers(const RunConfig& config, const json& selecti
 
 void treat(RunConfig& config, const json& overlay, const std::string& key) {
   check_keys(overlay, key, {"position", "attention", "layers", "position_sampling", "dynamic"});
+  const RunConfig trained = config;  // "full" selects by the trained windows, whatever overlays did
   const ModelShape shape = shape_of(config);
   if (overlay.contains("position")) {
     config.position = treat_position(config.position, overlay["position"], key + ".position", shape);
@@ -145,7 +148,7 @@ void treat(RunConfig& config, const json& overlay, const std::string& key) {
       const std::string entry_key = key + ".layers[" + std::to_string(e) + "]";
       if (!entry.is_object() || !entry.contains("layers")) throw UserError(entry_key + ": expected {\"layers\": [...], ...}");
       check_keys(entry, entry_key, {"layers", "position", "attention"});
-      const auto selected = treated_layers(config, entry["layers"], entry_key + ".layers");
+      const auto selected = treated_layers(trained, entry["layers"], entry_key + ".layers");
       if (entry.contains("position")) {
         // The selected layers get one new scheme, derived from the first one's trained scheme.
         const LayerConfig& first = config.layers[selected[0]];
@@ -233,6 +236,26 @@ std::vector<Treatment> select_treatments(const std::vector<Treatment>& treatment
   return selected;
 }
 
+namespace {
+
+// The schemes the layers of `config` run with.
+std::vector<PositionConfig> layer_positions(const RunConfig& config) {
+  std::vector<PositionConfig> positions;
+  for (const auto& layer : config.layers) {
+    positions.push_back(layer.scheme_group < 0 ? config.position : config.layer_schemes[layer.scheme_group]);
+  }
+  return positions;
+}
+
+bool uses_scaling(const RunConfig& config, const std::function<bool(const json& scaling, double factor)>& test) {
+  for (const auto& p : layer_positions(config)) {
+    if (p.params.contains("scaling") && test(p.params["scaling"], p.params.value("factor", 0.0))) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment) {
   RunConfig config = trained;
   const std::string key = "treatment \"" + treatment.name + "\"";
@@ -242,23 +265,29 @@ RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment) 
   } catch (const UserError& e) {
     throw UserError(key + ": " + e.what());
   }
-  dynamic_step(treatment, trained);  // checks the value
+  if (dynamic_step(treatment, config) > 0) {
+    if (config.position_sampling.eval != "ordinary") {
+      throw UserError(key + ".dynamic: the factor follows the token count, which " + config.position_sampling.eval +
+                      " evaluation positions no longer equal (use ordinary positions)");
+    }
+    if (!uses_scaling(config, [](const json& scaling, double factor) { return scaling != "none" && factor == 0.0; })) {
+      spdlog::warn("{}.dynamic: no layer has a scaling whose factor follows the length, so every piece computes "
+                   "the same model (the numbers equal the static ones, at several times the cost)", key);
+    }
+  }
   return config;
 }
 
-int64_t dynamic_step(const Treatment& treatment, const RunConfig& trained) {
+int64_t dynamic_step(const Treatment& treatment, const RunConfig& variant) {
   const std::string key = "treatment \"" + treatment.name + "\".dynamic";
-  const json overlay = substitute_train_length(treatment.overlay, trained.data.train_length, key);
-  if (!overlay.contains("dynamic")) {
+  const int64_t train_length = variant.data.train_length;
+  if (!treatment.overlay.contains("dynamic")) {
     // dynamic_ntk is dynamic unless asked otherwise; every other scaling is static by default.
-    bool dynamic_ntk = overlay.contains("position") && overlay["position"].value("scaling", json()) == "dynamic_ntk";
-    for (const auto& entry : overlay.value("layers", json::array())) {
-      dynamic_ntk = dynamic_ntk || (entry.contains("position") && entry["position"].value("scaling", json()) == "dynamic_ntk");
-    }
-    return dynamic_ntk ? trained.data.train_length : 0;
+    const bool dynamic_ntk = uses_scaling(variant, [](const json& scaling, double) { return scaling == "dynamic_ntk"; });
+    return dynamic_ntk ? train_length : 0;
   }
-  const json& value = overlay["dynamic"];
-  if (value.is_boolean()) return value.get<bool>() ? trained.data.train_length : 0;
+  const json value = substitute_train_length(treatment.overlay["dynamic"], train_length, key);
+  if (value.is_boolean()) return value.get<bool>() ? train_length : 0;
   if (value.is_number_integer() && value.get<int64_t>() >= 1) return value.get<int64_t>();
   throw UserError(key + ": expected true, false or a step of at least 1 position, got " + value.dump());
 }

@@ -46,7 +46,8 @@ RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment);
 // Dynamic scaling (spec §3.9): 0 when the extension factor is fixed for a whole window; otherwise
 // the evaluator rebuilds the model every this many positions so that s follows the position
 // (see context_ends in evaluator.cpp). "dynamic": true means every train_length positions, an
-// integer sets the step, false turns it off; without the key it is on for dynamic_ntk only.
-int64_t dynamic_step(const Treatment& treatment, const RunConfig& trained);
+// integer sets the step, false turns it off; without the key it is on when a layer of `variant`
+// (the config with the treatment applied) uses scaling dynamic_ntk.
+int64_t dynamic_step(const Treatment& treatment, const RunConfig& variant);
 
 }  // namespace extrap
