@@ -188,6 +188,29 @@ nlohmann::json evaluate_length(const ModelFactory& make_model, int64_t max_lengt
   return row;
 }
 
+// The split as the protocols see it: its stream size and documents.
+SplitInfo split_info(const Dataset& dataset, const std::string& name) {
+  SplitInfo split;
+  split.name = name;
+  split.tokens = int64_t(dataset.split(name).size());
+  for (const auto& document : dataset.documents()) {
+    if (document.split != name) continue;
+    split.documents.push_back({document.offset, document.offset + document.tokens});
+    split.document_names.push_back(document.name);
+  }
+  return split;
+}
+
+// The baseline (unless --no-baseline) and the --treatments files' entries, filtered by --only.
+std::vector<Treatment> selected_treatments(const EvalOptions& options) {
+  std::vector<Treatment> treatments;
+  if (options.include_baseline) treatments.push_back(baseline_treatment());
+  for (auto& t : load_treatments(options.treatment_files)) treatments.push_back(std::move(t));
+  if (!options.only.empty()) treatments = select_treatments(treatments, options.only);
+  if (treatments.empty()) throw UserError("eval: nothing to evaluate (--no-baseline without --treatments)");
+  return treatments;
+}
+
 }  // namespace
 
 nlohmann::json evaluate(const EvalOptions& options) {
@@ -205,23 +228,12 @@ nlohmann::json evaluate(const EvalOptions& options) {
   const fs::path dataset_dir = options.dataset.empty() ? fs::path(config.data.dataset) : options.dataset;
   const Dataset dataset = Dataset::load(dataset_dir);
   const auto& stream = dataset.split(options.split);
-  SplitInfo split;
-  split.name = options.split;
-  split.tokens = int64_t(stream.size());
-  for (const auto& document : dataset.documents()) {
-    if (document.split != options.split) continue;
-    split.documents.push_back({document.offset, document.offset + document.tokens});
-    split.document_names.push_back(document.name);
-  }
   const auto protocols = make_protocols(options.protocols, options.protocol_params, options.lengths,
-                                        options.max_tokens, config.data.train_length, split);
+                                        options.max_tokens, config.data.train_length,
+                                        split_info(dataset, options.split));
   const torch::Device device = resolve_device(options.device);
 
-  std::vector<Treatment> treatments;
-  if (options.include_baseline) treatments.push_back(baseline_treatment());
-  for (auto& t : load_treatments(options.treatment_files)) treatments.push_back(std::move(t));
-  if (!options.only.empty()) treatments = select_treatments(treatments, options.only);
-  if (treatments.empty()) throw UserError("eval: nothing to evaluate (--no-baseline without --treatments)");
+  const std::vector<Treatment> treatments = selected_treatments(options);
   std::vector<RunConfig> treated;
   for (const auto& t : treatments) treated.push_back(apply_treatment(config, t));  // all checked before any work
   const fs::path out = options.out.empty() ? options.run_dir / "results" / "eval.json" : options.out;
