@@ -40,10 +40,12 @@ for config in "${configs[@]}"; do
     echo "== $name: training"
     "$extrap" train --config "$config" --out "$dir" "${resume[@]}" "${overrides[@]}" "${threads[@]}"
   fi
-  # Skip evaluation only if it ran after training finished, with the same arguments.
+  # Skip evaluation only if its results exist and it ran after training finished, with the same
+  # arguments and the same treatment file contents.
   stamp="$dir/results/sweep-eval.args"
-  args="$lengths $max_tokens $protocol ${treatments[*]}"
-  if [ -f "$stamp" ] && [ "$stamp" -nt "$dir/DONE" ] && [ "$(cat "$stamp")" = "$args" ]; then
+  contents=""; [ ${#treatments[@]} -eq 0 ] || contents=$(cat "${treatments[@]}" 2>/dev/null | cksum || true)
+  args="$lengths $max_tokens $protocol ${treatments[*]} $contents"
+  if [ -f "$stamp" ] && [ -f "$dir/results/eval.json" ] && [ "$stamp" -nt "$dir/DONE" ] && [ "$(cat "$stamp")" = "$args" ]; then
     echo "== $name: evaluated (skipping)"
   else
     echo "== $name: evaluating at $lengths"
