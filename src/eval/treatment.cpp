@@ -128,9 +128,49 @@ std::vector<int64_t> treated_layers(const RunConfig& config, const json& selecti
   return full;
 }
 
+// One `layers` entry: a new scheme and/or attention settings for the layers it selects (chosen by
+// their trained settings).
+void treat_layers_entry(RunConfig& config, const RunConfig& trained, const json& entry, const std::string& key,
+                        const ModelShape& shape) {
+  if (!entry.is_object() || !entry.contains("layers")) throw UserError(key + ": expected {\"layers\": [...], ...}");
+  check_keys(entry, key, {"layers", "position", "attention"});
+  const auto selected = treated_layers(trained, entry["layers"], key + ".layers");
+  if (entry.contains("position")) {
+    // The selected layers get one new scheme, derived from the first one's current scheme.
+    const LayerConfig& first = config.layers[selected[0]];
+    const PositionConfig& base = first.scheme_group < 0 ? config.position : config.layer_schemes[first.scheme_group];
+    config.layer_schemes.push_back(treat_position(base, entry["position"], key + ".position", shape));
+    for (int64_t l : selected) {
+      const LayerConfig& layer = config.layers[l];
+      const auto& scheme = layer.scheme_group < 0 ? config.position : config.layer_schemes[layer.scheme_group];
+      if (!find_scheme(scheme.scheme).rotary) {
+        throw UserError(key + ".position: needs a RoPE-family model, but layer " + std::to_string(l) +
+                        " was trained with " + scheme.scheme);
+      }
+      config.layers[l].scheme_group = int(config.layer_schemes.size()) - 1;
+    }
+  }
+  if (entry.contains("attention")) {
+    for (int64_t l : selected) {
+      auto& attention = config.layers[l].attention;
+      attention = read_attention(treat_attention(attention, entry["attention"], key + ".attention"), key + ".attention");
+    }
+  }
+}
+
+std::string treated_eval_positions(const json& sampling, const std::string& key) {
+  if (!sampling.is_object()) throw UserError(key + ": expected an object");
+  check_keys(sampling, key, {"eval"});
+  const std::string eval = sampling["eval"].is_string() ? sampling["eval"].get<std::string>() : "";
+  if (eval != "ordinary" && eval != "spread") {
+    throw UserError(key + ".eval: expected \"ordinary\" or \"spread\", got " + sampling["eval"].dump());
+  }
+  return eval;
+}
+
 void treat(RunConfig& config, const json& overlay, const std::string& key) {
   check_keys(overlay, key, {"position", "attention", "layers", "position_sampling", "dynamic"});
-  const RunConfig trained = config;  // "full" selects by the trained windows, whatever overlays did
+  const RunConfig trained = config;
   const ModelShape shape = shape_of(config);
   if (overlay.contains("position")) {
     config.position = treat_position(config.position, overlay["position"], key + ".position", shape);
@@ -144,44 +184,11 @@ void treat(RunConfig& config, const json& overlay, const std::string& key) {
   if (overlay.contains("layers")) {
     if (!overlay["layers"].is_array()) throw UserError(key + ".layers: expected an array of layer overlays");
     for (std::size_t e = 0; e < overlay["layers"].size(); ++e) {
-      const json& entry = overlay["layers"][e];
-      const std::string entry_key = key + ".layers[" + std::to_string(e) + "]";
-      if (!entry.is_object() || !entry.contains("layers")) throw UserError(entry_key + ": expected {\"layers\": [...], ...}");
-      check_keys(entry, entry_key, {"layers", "position", "attention"});
-      const auto selected = treated_layers(trained, entry["layers"], entry_key + ".layers");
-      if (entry.contains("position")) {
-        // The selected layers get one new scheme, derived from the first one's trained scheme.
-        const LayerConfig& first = config.layers[selected[0]];
-        const PositionConfig& trained = first.scheme_group < 0 ? config.position : config.layer_schemes[first.scheme_group];
-        config.layer_schemes.push_back(treat_position(trained, entry["position"], entry_key + ".position", shape));
-        for (int64_t l : selected) {
-          const LayerConfig& layer = config.layers[l];
-          const auto& scheme = layer.scheme_group < 0 ? config.position : config.layer_schemes[layer.scheme_group];
-          if (!find_scheme(scheme.scheme).rotary) {
-            throw UserError(entry_key + ".position: needs a RoPE-family model, but layer " + std::to_string(l) +
-                            " was trained with " + scheme.scheme);
-          }
-          config.layers[l].scheme_group = int(config.layer_schemes.size()) - 1;
-        }
-      }
-      if (entry.contains("attention")) {
-        for (int64_t l : selected) {
-          auto& attention = config.layers[l].attention;
-          attention = read_attention(treat_attention(attention, entry["attention"], entry_key + ".attention"),
-                                     entry_key + ".attention");
-        }
-      }
+      treat_layers_entry(config, trained, overlay["layers"][e], key + ".layers[" + std::to_string(e) + "]", shape);
     }
   }
   if (overlay.contains("position_sampling")) {
-    const json& sampling = overlay["position_sampling"];
-    if (!sampling.is_object()) throw UserError(key + ".position_sampling: expected an object");
-    check_keys(sampling, key + ".position_sampling", {"eval"});
-    const std::string eval = sampling["eval"].is_string() ? sampling["eval"].get<std::string>() : "";
-    if (eval != "ordinary" && eval != "spread") {
-      throw UserError(key + ".position_sampling.eval: expected \"ordinary\" or \"spread\", got " + sampling["eval"].dump());
-    }
-    config.position_sampling.eval = eval;
+    config.position_sampling.eval = treated_eval_positions(overlay["position_sampling"], key + ".position_sampling");
   }
 }
 
