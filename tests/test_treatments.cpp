@@ -38,10 +38,7 @@ Treatment treatment(const json& entry) {
 }
 
 // The scheme a layer runs with.
-const PositionConfig& layer_scheme(const RunConfig& config, int64_t layer) {
-  const int group = config.layers.at(layer).scheme_group;
-  return group < 0 ? config.position : config.layer_schemes.at(group);
-}
+const PositionConfig& layer_scheme(const RunConfig& config, int64_t layer) { return config.layer_position(layer); }
 
 // Every layer's scheme and attention, as JSON, to compare configs layer by layer.
 json layers_json(const RunConfig& config) {

@@ -93,6 +93,11 @@ struct RunConfig {
   DataConfig data;
   TrainConfig train;
   nlohmann::json resolved;  // the full resolved JSON, written to the run directory
+  // The scheme layer `l` runs with: its `layers` entry's, or the model-wide one.
+  const PositionConfig& layer_position(std::size_t l) const {
+    const int group = layers.at(l).scheme_group;
+    return group < 0 ? position : layer_schemes.at(group);
+  }
 };
 
 // The built-in defaults: also the schema (every accepted key, and its type) for config files.

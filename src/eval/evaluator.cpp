@@ -158,10 +158,9 @@ void copy_weights(GPT& from, GPT& to) {
 // What a results file records about one treatment: its overlay and the layers it produced.
 nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& variant, int64_t dynamic_step) {
   nlohmann::json layers = nlohmann::json::array();
-  for (const auto& layer : variant.layers) {
-    const PositionConfig& scheme =
-        layer.scheme_group < 0 ? variant.position : variant.layer_schemes[layer.scheme_group];
-    layers.push_back({{"position", position_json(scheme)}, {"attention", attention_json(layer.attention)}});
+  for (std::size_t l = 0; l < variant.layers.size(); ++l) {
+    layers.push_back({{"position", position_json(variant.layer_position(l))},
+                      {"attention", attention_json(variant.layers[l].attention)}});
   }
   return {{"name", treatment.name},
           {"overlay", treatment.overlay},

@@ -137,18 +137,17 @@ void treat_layers_entry(RunConfig& config, const RunConfig& trained, const json&
   const auto selected = treated_layers(trained, entry["layers"], key + ".layers");
   if (entry.contains("position")) {
     // The selected layers get one new scheme, derived from the first one's current scheme.
-    const LayerConfig& first = config.layers[selected[0]];
-    const PositionConfig& base = first.scheme_group < 0 ? config.position : config.layer_schemes[first.scheme_group];
-    config.layer_schemes.push_back(treat_position(base, entry["position"], key + ".position", shape));
+    const PositionConfig base = config.layer_position(selected[0]);
+    const PositionConfig treated = treat_position(base, entry["position"], key + ".position", shape);
     for (int64_t l : selected) {
-      const LayerConfig& layer = config.layers[l];
-      const auto& scheme = layer.scheme_group < 0 ? config.position : config.layer_schemes[layer.scheme_group];
-      if (!find_scheme(scheme.scheme).rotary) {
+      const std::string& scheme = config.layer_position(l).scheme;
+      if (!find_scheme(scheme).rotary) {
         throw UserError(key + ".position: needs a RoPE-family model, but layer " + std::to_string(l) +
-                        " was trained with " + scheme.scheme);
+                        " was trained with " + scheme);
       }
-      config.layers[l].scheme_group = int(config.layer_schemes.size()) - 1;
     }
+    config.layer_schemes.push_back(treated);
+    for (int64_t l : selected) config.layers[l].scheme_group = int(config.layer_schemes.size()) - 1;
   }
   if (entry.contains("attention")) {
     for (int64_t l : selected) {
@@ -245,17 +244,10 @@ std::vector<Treatment> select_treatments(const std::vector<Treatment>& treatment
 
 namespace {
 
-// The schemes the layers of `config` run with.
-std::vector<PositionConfig> layer_positions(const RunConfig& config) {
-  std::vector<PositionConfig> positions;
-  for (const auto& layer : config.layers) {
-    positions.push_back(layer.scheme_group < 0 ? config.position : config.layer_schemes[layer.scheme_group]);
-  }
-  return positions;
-}
-
+// Whether some layer's scheme has a `scaling` parameter for which `test` holds.
 bool uses_scaling(const RunConfig& config, const std::function<bool(const json& scaling, double factor)>& test) {
-  for (const auto& p : layer_positions(config)) {
+  for (std::size_t l = 0; l < config.layers.size(); ++l) {
+    const PositionConfig& p = config.layer_position(l);
     if (p.params.contains("scaling") && test(p.params["scaling"], p.params.value("factor", 0.0))) return true;
   }
   return false;
