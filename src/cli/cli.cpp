@@ -19,11 +19,18 @@
 namespace extrap {
 namespace {
 
+// "a,,b," -> {"a", "", "b", ""}: every comma separates, so empty parts can be reported.
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text + ",");  // the sentinel makes a trailing comma an empty part
+  std::string part;
+  while (std::getline(stream, part, ',')) parts.push_back(part);
+  return parts;
+}
+
 std::vector<int64_t> parse_lengths(const std::string& text) {
   std::vector<int64_t> lengths;
-  std::stringstream parts(text + ",");  // the sentinel makes a trailing comma an empty part
-  std::string part;
-  while (std::getline(parts, part, ',')) {
+  for (const auto& part : split_commas(text)) {
     long long value = 0;
     try {
       std::size_t used = 0;
@@ -42,13 +49,10 @@ std::vector<int64_t> parse_lengths(const std::string& text) {
 
 // "a,b" -> {"a", "b"}; "" -> {}. An empty name is an error naming `option`.
 std::vector<std::string> split_names(const std::string& text, const std::string& option) {
-  std::vector<std::string> names;
-  if (text.empty()) return names;
-  std::stringstream parts(text + ",");
-  std::string part;
-  while (std::getline(parts, part, ',')) {
-    if (part.empty()) throw UserError(option + ": empty name in \"" + text + "\"");
-    names.push_back(part);
+  if (text.empty()) return {};
+  const auto names = split_commas(text);
+  for (const auto& name : names) {
+    if (name.empty()) throw UserError(option + ": empty name in \"" + text + "\"");
   }
   return names;
 }

@@ -251,9 +251,11 @@ nlohmann::json evaluate(const EvalOptions& options) {
   }
   nlohmann::json protocol_list = nlohmann::json::array();
   for (const auto& protocol : protocols) protocol_list.push_back(protocol.to_json());
+  std::vector<int64_t> dynamic_steps;
   nlohmann::json treatment_list = nlohmann::json::array();
   for (std::size_t t = 0; t < treatments.size(); ++t) {
-    treatment_list.push_back(treatment_json(treatments[t], treated[t], dynamic_step(treatments[t], treated[t])));
+    dynamic_steps.push_back(dynamic_step(treatments[t], treated[t]));
+    treatment_list.push_back(treatment_json(treatments[t], treated[t], dynamic_steps[t]));
   }
   nlohmann::json document = {
       {"schema", kResultsSchema},
@@ -272,7 +274,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
   for (std::size_t t = 0; t < treatments.size(); ++t) {
     const RunConfig& variant = treated[t];
     const ScoringContext context{stream,       variant.position_sampling, config.data.train_length,
-                                 options.batch_tokens, device,           dynamic_step(treatments[t], treated[t])};
+                                 options.batch_tokens, device,           dynamic_steps[t]};
     // Built per window length: inference-time treatments derive their extension factor from it.
     const ModelFactory make_model = [&](int64_t context_length) {
       GPT model = build_model(variant, context_length);
