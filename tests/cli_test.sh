@@ -72,7 +72,7 @@ expect="--stride applies only to --protocol sliding" expect_error "$extrap" eval
 expect="is long enough for length 4096" expect_error "$extrap" eval --run "$work/run" --lengths 32,4096 --protocol suffix
 expect="missing.json: treatments file not found" expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/missing.json"
 echo '{"name": "bad", "position": {"scaling": "ntk"}}' > "$work/bad_treatment.json"
-expect='treatment "bad".position.scaling: unknown scaling "ntk"' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/bad_treatment.json"
+expect='treatment "bad": position.scaling: "ntk" is not one of none, pi' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/bad_treatment.json"
 echo '{"treatments": [{"name": "PI", "position": {"scaling": "pi"}}, {"name": "PI"}]}' > "$work/twice.json"
 expect='duplicate treatment name "PI"' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/twice.json"
 expect="--lengths: 64 is given twice" expect_error "$extrap" eval --run "$work/run" --lengths 32,64,64
@@ -102,7 +102,7 @@ expect='--only: no treatment named "YaRN" (available: baseline, PI, logn†)' ex
 # non-interactive shell ignores SIGINT; Ctrl-C at a terminal ends it the same way.)
 cp "$work/only.json" "$work/interrupted.json"
 before=$(cat "$work/interrupted.json")
-printf '{"treatments": [%s]}' "$(for b in 11 12 13 14 15 16 17 18; do printf '{"name": "b%s", "position": {"base": %s000}},' $b $b; done | sed 's/,$//')" > "$work/bases.json"
+printf '{"treatments": [%s]}' "$(for b in 11 12 13 14 15 16 17 18; do printf '{"name": "b%s", "position": {"scaling": "ntk_aware", "factor": %s}},' $b $b; done | sed 's/,$//')" > "$work/bases.json"
 "$extrap" eval --run "$work/run" --split train --lengths 32,64,128,256 --max-tokens 65536 --threads 1 \
   --treatments "$work/bases.json" --out "$work/interrupted.json" >"$work/interrupted.log" 2>&1 &
 pid=$!

@@ -76,5 +76,5 @@ check_treated "$work/invleaky.json" "$src/configs/eval/invleaky.json"
 # A RoPE treatment on an ALiBi run is refused with one line.
 out=$("$extrap" eval --run "$work/runs/alibi" --lengths 96 --treatments "$src/configs/eval/rope_scaling.json" 2>&1 >/dev/null); status=$?
 [ "$status" -eq 2 ] || fail "RoPE treatment on ALiBi: exit $status"
-printf '%s' "$out" | grep -q "needs a RoPE-family model" || fail "RoPE treatment on ALiBi: $out"
+printf '%s' "$out" | grep -q 'treatment "PI".position.scaling: not a parameter of alibi' || fail "RoPE treatment on ALiBi: $out"
 echo "smoke: $count configs trained and evaluated; treatments evaluated"

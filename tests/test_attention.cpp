@@ -190,7 +190,7 @@ TEST(QueryScales, LogNFollowsSuDefinitions) {
   AttentionConfig attention;
   EXPECT_FALSE(query_scales(attention, 10, 64).defined());
   // Training (bert4keras softmax_plus): log(max(visible keys, 16)) / log(L_train).
-  attention.logn = "train";
+  attention.logn = LognMode::kTrain;
   auto scales = query_scales(attention, 200, 64);
   EXPECT_NEAR(scales[0].item<double>(), std::log(16.0) / std::log(64.0), 1e-6);
   EXPECT_NEAR(scales[15].item<double>(), std::log(16.0) / std::log(64.0), 1e-6);
@@ -204,7 +204,7 @@ TEST(QueryScales, LogNFollowsSuDefinitions) {
   EXPECT_NEAR(scales[199].item<double>(), std::log(36.0) / std::log(64.0), 1e-6);
   // Inference (logn†): max(1, log(i + 1) / log(L_train)); exactly 1 within the training length.
   attention = AttentionConfig{};
-  attention.logn = "inference";
+  attention.logn = LognMode::kInference;
   scales = query_scales(attention, 512, 64);
   for (int64_t i = 0; i < 64; ++i) ASSERT_EQ(scales[i].item<float>(), 1.0f) << i;
   EXPECT_NEAR(scales[511].item<double>(), std::log(512.0) / std::log(64.0), 1e-6);
@@ -213,11 +213,11 @@ TEST(QueryScales, LogNFollowsSuDefinitions) {
 TEST(QueryScales, ScoreScaleOfEachNormalisation) {
   AttentionConfig attention;
   EXPECT_DOUBLE_EQ(score_scale(attention, 16, 128), 0.25);
-  attention.qk_norm = "key";
+  attention.qk_norm = QkNorm::kKey;
   EXPECT_DOUBLE_EQ(score_scale(attention, 16, 128), 1.0);
-  attention.qk_norm = "cosine";
+  attention.qk_norm = QkNorm::kCosine;
   EXPECT_NEAR(score_scale(attention, 16, 128), 4.0 * std::log(64.0), 1e-12);  // 4 log(L_train / 2)
-  attention.cosine_scale = "position";
+  attention.cosine_scale = CosineScale::kPosition;
   EXPECT_DOUBLE_EQ(score_scale(attention, 16, 128), 1.0);
   EXPECT_NEAR(query_scales(attention, 10, 128)[9].item<double>(), 4.0 * std::log(10.0), 1e-5);
 }
@@ -250,7 +250,7 @@ TEST(AttentionModifiers, KeyNormScoresIgnoreKeyScale) {
   const auto x = torch::randn({2, 12, 16});
   auto nope = make_scheme("nope", nlohmann::json::object(), {16, 2, 1, 12});
   AttentionConfig kna;
-  kna.qk_norm = "key";
+  kna.qk_norm = QkNorm::kKey;
   for (const bool normalised : {true, false}) {
     SCOPED_TRACE(normalised ? "KNA" : "plain");
     torch::manual_seed(62);
@@ -288,7 +288,7 @@ TEST(AttentionModifiers, WindowLayerIgnoresTokensOutsideTheWindow) {
 
 TEST(PositionSampling, RuossPositionsAreSortedDistinctAndInRange) {
   PositionSampling sampling;
-  sampling.train = "random";
+  sampling.train = TrainPositions::kRandom;
   sampling.range = 512;
   double mean_last = 0;
   for (int64_t step = 0; step < 200; ++step) {
@@ -313,7 +313,7 @@ TEST(PositionSampling, RuossPositionsAreSortedDistinctAndInRange) {
 
 TEST(PositionSampling, EqualMeanPositionsHaveUnitMeanSpacing) {
   PositionSampling sampling;
-  sampling.train = "equal_mean";
+  sampling.train = TrainPositions::kEqualMean;
   const int64_t length = 64, steps = 4000;
   double spacing = 0, spacing_sq = 0;
   int64_t beyond_3t = 0;
@@ -337,13 +337,13 @@ TEST(PositionSampling, EqualMeanPositionsHaveUnitMeanSpacing) {
 
 TEST(PositionSampling, SpreadEvaluationPositions) {
   PositionSampling sampling;
-  sampling.eval = "spread";
+  sampling.eval = EvalPositions::kSpread;
   sampling.range = 1024;
   const auto v = evaluation_positions(sampling, 256, kCpu).values;
   EXPECT_DOUBLE_EQ(v[0].item<double>(), 0.0);
   EXPECT_DOUBLE_EQ(v[1].item<double>(), 4.0);
   EXPECT_DOUBLE_EQ(v[255].item<double>(), 1020.0);
-  sampling.eval = "ordinary";
+  sampling.eval = EvalPositions::kOrdinary;
   EXPECT_TRUE(evaluation_positions(sampling, 5, kCpu).is_arange);
 }
 

@@ -220,10 +220,17 @@ TEST_F(ConfigTest, SetOverridesApply) {
 
 TEST_F(ConfigTest, SetOverrideErrors) {
   const std::string path = write("tiny.json", base_config());
-  expect_error(path, {"tiny.json", "model.d_modle"}, {"model.d_modle=64"});
-  expect_error(path, {"tiny.json", "model.d_model"}, {"model.d_model=big"});
-  expect_error(path, {"tiny.json", "key=value"}, {"model.d_model"});
-  expect_error(path, {"tiny.json", "model.d_model"}, {"model.d_model.width=3"});
+  // Errors a --set causes name the --set argument, not the file.
+  expect_error(path, {"--set model.d_modle=64: model.d_modle: unknown key"}, {"model.d_modle=64"});
+  expect_error(path, {"--set model.d_model=big: model.d_model"}, {"model.d_model=big"});
+  expect_error(path, {"--set model.d_model: expected key=value"}, {"model.d_model"});
+  expect_error(path, {"--set model.d_model.width=3", "d_model is not an object"}, {"model.d_model.width=3"});
+  expect_error(path, {"--set model.n_heads=3: model.d_model", "not divisible"}, {"train.lr=0.01", "model.n_heads=3"});
+  expect_error(path, {"--set train.lr=-1e-07: train.lr: must be in [1e-12, 10], got -1e-07"}, {"train.lr=-1e-07"});
+  // An error already in the file still names the file.
+  json broken = base_config();
+  broken["train"]["steps"] = 0;
+  expect_error(write("broken.json", broken), {"broken.json: train.steps: must be at least 1"}, {"train.lr=0.01"});
 }
 
 TEST_F(ConfigTest, SetSchemeDropsTheOldSchemesParams) {
@@ -237,6 +244,25 @@ TEST_F(ConfigTest, SetSchemeDropsTheOldSchemesParams) {
   EXPECT_EQ(learned.position.params, (json{{"max_positions", 64}}));
   // Re-stating the same scheme keeps its parameters.
   EXPECT_EQ(load_config(path, {"position.scheme=rope"}).position.params.at("base"), 500.0);
+}
+
+TEST_F(ConfigTest, OneSwitchingRuleForExtendsAndSetKeepsTrainedParamsAndNamesEveryDroppedValue) {
+  // rope -> xpos keeps `base` (a trained parameter both have); rope -> rerope keeps base and
+  // rotary_dims but drops the inference-time scaling, default or not.
+  json document = base_config();
+  document["position"] = {{"scheme", "rope"}, {"base", 500.0}, {"scaling", "none"}, {"factor", 0.0}};
+  const std::string path = write("rope.json", document);
+  test::CapturedLog log;
+  const RunConfig xpos = load_config(path, {"position.scheme=xpos"});
+  EXPECT_EQ(xpos.position.params.at("base"), 500.0);
+  EXPECT_TRUE(contains(log.text(), "--set position.scheme=xpos: position: switching rope -> \"xpos\" drops "
+                                   "factor = 0.0, scaling = \"none\""))
+      << log.text();
+  write("child.json", json{{"extends", "rope.json"}, {"position", {{"scheme", "rerope"}, {"window", 8}}}});
+  const RunConfig rerope = load_config((root_ / "child.json").string());
+  EXPECT_EQ(rerope.position.params.at("base"), 500.0);
+  EXPECT_EQ(rerope.position.params.at("window"), 8);
+  EXPECT_TRUE(contains(log.text(), "child.json: position: switching rope -> \"rerope\" drops")) << log.text();
 }
 
 // ---- Learning-rate schedule -------------------------------------------------------------------
@@ -301,12 +327,12 @@ TEST_F(ConfigTest, HwfaLayersAndReceptiveField) {
   for (int layer = 0; layer < 3; ++layer) {
     EXPECT_EQ(config.layers[layer].scheme_group, -1) << layer;
     EXPECT_EQ(config.layers[layer].attention.window, 32) << layer;
-    EXPECT_EQ(config.layers[layer].attention.logn, "none") << layer;
+    EXPECT_EQ(config.layers[layer].attention.logn, LognMode::kNone) << layer;
   }
   EXPECT_EQ(config.layers[3].scheme_group, 0);
   EXPECT_EQ(config.layer_schemes[0].scheme, "nope");
   EXPECT_EQ(config.layers[3].attention.window, 0);
-  EXPECT_EQ(config.layers[3].attention.logn, "train");
+  EXPECT_EQ(config.layers[3].attention.logn, LognMode::kTrain);
   // The resolved document spells the window out and reads back to the same layers.
   const RunConfig again = config_from_json(config.resolved, "resolved");
   for (int layer = 0; layer < 4; ++layer) {
@@ -334,7 +360,7 @@ TEST_F(ConfigTest, ShippedHwfaConfigsFollowSusRecipes) {
   EXPECT_EQ(hwfa.position.scheme, "rope");
   EXPECT_EQ(hwfa.layer_schemes.at(hwfa.layers[3].scheme_group).scheme, "nope");
   EXPECT_EQ(hwfa.layers[3].attention.window, 0);
-  EXPECT_EQ(hwfa.layers[3].attention.logn, "train");
+  EXPECT_EQ(hwfa.layers[3].attention.logn, LognMode::kTrain);
   // HWFA2: RoPE everywhere, full attention on the middle layer(s), window 64 elsewhere.
   for (const auto& [name, full] : std::vector<std::pair<const char*, std::vector<int>>>{{"hwfa2.json", {2}},
                                                                                         {"hwfa2_f2.json", {1, 2}}}) {

@@ -607,7 +607,8 @@ TEST(XPos, NoOverflowAt65536TokensAndScoresStayRelative) {
   const auto q = qv.view({1, 1, 1, hd}).expand({1, 1, T, hd}).contiguous();
   const auto k = kv.view({1, 1, 1, hd}).expand({1, 1, T, hd}).contiguous();
   const auto scheme = build("xpos", nlohmann::json::object(), {16, 2, 1, 128, T});
-  EXPECT_GE(scheme->max_length(), T);
+  const auto defaults = resolve_scheme_params(find_scheme("xpos"), nlohmann::json::object());
+  EXPECT_GE(scheme_max_length({"xpos", defaults}, {16, 2, 1, 128, T}), T);
   auto qk = transform(*scheme, q, k, Positions::arange(T, kCpu));
   EXPECT_TRUE(torch::isfinite(qk.q).all().item<bool>());
   EXPECT_TRUE(torch::isfinite(qk.k).all().item<bool>());
@@ -633,7 +634,7 @@ TEST(XPos, NoOverflowAt65536TokensAndScoresStayRelative) {
         << i << " " << j;
   }
   // Beyond the float32 range the scheme says so instead of producing inf.
-  EXPECT_EQ(scheme->max_length(), 69478);
+  EXPECT_EQ(scheme_max_length({"xpos", defaults}, {16, 2, 1, 128, T}), 69478);
   const auto message = user_error_message([&] {
     QueryKey small{torch::zeros({1, 1, 70000, hd}), torch::zeros({1, 1, 70000, hd})};
     scheme->transform_qk(small, Positions::arange(70000, kCpu));
@@ -658,7 +659,7 @@ TEST(XPos, ParameterChecks) {
 TEST(RopeFamilyRegistry, SchemesAreRegisteredRotaryWithTheirHooks) {
   for (const char* name : {"rope", "rerope", "xpos"}) {
     const auto& info = find_scheme(name);
-    EXPECT_TRUE(info.rotary) << name;
+    EXPECT_EQ(info.family, "rotary") << name;
     EXPECT_FALSE(info.integer_positions) << name;
     EXPECT_FALSE(info.description.empty()) << name;
     EXPECT_FALSE(info.reference.empty()) << name;

@@ -8,6 +8,7 @@
 #include "test_helpers.h"
 
 #include "common/error.h"
+#include "config/config.h"
 #include "model/attention.h"
 #include "model/fused_attention.h"
 #include "model/gpt.h"
@@ -186,10 +187,14 @@ TEST(SinusoidalScheme, InputEmbeddingIsTheTable) {
 // ---- Learned ----------------------------------------------------------------------------------
 
 TEST(LearnedScheme, TableSizeDefaultsToTrainLength) {
-  EXPECT_EQ(build_scheme("learned", nlohmann::json::object(), {16, 2, 1, 24})->max_length(), 24);
-  EXPECT_EQ(build_scheme("learned", {{"max_positions", 48}}, {16, 2, 1, 24})->max_length(), 48);
+  const auto max_length = [](const std::string& name, const nlohmann::json& given) {
+    return scheme_max_length({name, resolve_scheme_params(find_scheme(name), given)}, {16, 2, 1, 24});
+  };
+  EXPECT_EQ(max_length("learned", nlohmann::json::object()), 24);
+  EXPECT_EQ(max_length("learned", {{"max_positions", 48}}), 48);
+  EXPECT_EQ(build_scheme("learned", {{"max_positions", 48}}, {16, 2, 1, 24})->input_embedding(Positions::arange(48, kCpu)).size(0), 48);
   // Schemes without a table are unbounded.
-  EXPECT_EQ(build_scheme("rope", nlohmann::json::object(), {16, 2, 1, 24})->max_length(), 0);
+  EXPECT_EQ(max_length("rope", nlohmann::json::object()), 0);
 }
 
 TEST(LearnedScheme, TableShorterThanTrainLengthIsRejected) {
@@ -248,6 +253,57 @@ TEST(SchemeRegistry, RopeRejectsOddHeadDimension) {
   EXPECT_TRUE(contains(message, "odd")) << message;
   EXPECT_TRUE(contains(message, "model.d_model")) << message;
   EXPECT_NO_THROW(build_scheme("alibi", nlohmann::json::object(), {6, 2, 1, 8}));
+}
+
+TEST(SchemeRegistry, ValidationBuildsNothingAndDrawsNoRandomNumbers) {
+  // Learned, T5 (init_std > 0), FIRE and DPB draw their initial weights when built; checking their
+  // params must not, or validating a config would shift every later random number.
+  const ModelShape shape{16, 2, 2, 32};
+  torch::manual_seed(7);
+  const auto expected = torch::randn({8});
+  torch::manual_seed(7);
+  for (const auto& info : registered_schemes()) {
+    nlohmann::json position{{"scheme", info.name}};
+    if (info.name == "t5") position["init_std"] = 0.5;
+    EXPECT_NO_THROW(resolve_position(position, "position", shape)) << info.name;
+  }
+  EXPECT_TRUE(torch::equal(torch::randn({8}), expected));
+  // The checks still run: a bad value is caught without building.
+  EXPECT_TRUE(contains(user_error_message([&] { resolve_position({{"scheme", "fire"}, {"mlp_width", 0}}, "position", shape); }),
+                       "position.mlp_width: must be >= 1"));
+}
+
+TEST(SchemeRegistry, DeclaredHooksMatchWhatTheSchemesDo) {
+  // Embedding, q/k and bias hooks are checked against the class at compile time (define_scheme);
+  // the far pass is behaviour, checked here: exactly the kFarPassHook schemes set a far pair.
+  const ModelShape shape{16, 2, 2, 32};
+  const auto q = torch::randn({1, 2, 6, 8}), k = torch::randn({1, 2, 6, 8});
+  for (const auto& info : registered_schemes()) {
+    const auto scheme = build_scheme(info.name, nlohmann::json::object(), shape);
+    QueryKey qk{q, k};
+    scheme->transform_qk(qk, Positions::arange(6, kCpu));
+    EXPECT_EQ(qk.has_far(), bool(info.hooks & kFarPassHook)) << info.name;
+    EXPECT_EQ(!torch::equal(qk.q, q), bool(info.hooks & kQueryKeyHook)) << info.name;
+    EXPECT_EQ(scheme->input_embedding(Positions::arange(6, kCpu)).defined(), bool(info.hooks & kEmbeddingHook)) << info.name;
+    EXPECT_EQ(scheme->score_bias(Positions::arange(6, kCpu), 0, 6, 0, 6).defined(), bool(info.hooks & kBiasHook))
+        << info.name;
+  }
+}
+
+TEST(SchemeRegistry, InferenceTimeParametersAreDeclaredPerScheme) {
+  const auto inference = [](const std::string& scheme) {
+    std::set<std::string> names;
+    for (const auto& p : find_scheme(scheme).params) {
+      if (p.inference) names.insert(p.name);
+    }
+    return names;
+  };
+  EXPECT_EQ(inference("rope"), (std::set<std::string>{"scaling", "factor", "mixed_exponent", "yarn_alpha", "yarn_beta",
+                                                      "yarn_temperature"}));
+  EXPECT_EQ(inference("rerope"), (std::set<std::string>{"window", "leaky_factor"}));
+  for (const char* trained_only : {"xpos", "alibi", "kerple", "t5", "fire", "learned"}) {
+    EXPECT_TRUE(inference(trained_only).empty()) << trained_only;
+  }
 }
 
 // ---- Model causality --------------------------------------------------------------------------

@@ -44,7 +44,7 @@ const PositionConfig& layer_scheme(const RunConfig& config, int64_t layer) { ret
 json layers_json(const RunConfig& config) {
   json layers = json::array();
   for (std::size_t l = 0; l < config.layers.size(); ++l) {
-    layers.push_back({{"position", position_json(layer_scheme(config, int64_t(l)))},
+    layers.push_back({{"position", layer_scheme(config, int64_t(l)).to_json()},
                       {"attention", attention_json(config.layers[l].attention)}});
   }
   return layers;
@@ -75,10 +75,16 @@ TEST(Treatments, PositionOverlayKeepsTheTrainedParametersAndChangesOnlyWhatItNam
 TEST(Treatments, SwitchingRopeToReropeKeepsBaseAndRotaryDimsAndDropsRopeOnlyParameters) {
   const RunConfig config =
       trained({{"position", {{"base", 500.0}, {"rotary_dims", 8}, {"scaling", "ntk_mixed"}, {"mixed_exponent", 0.5}}}});
+  test::CapturedLog log;
   const RunConfig rerope = apply_treatment(
       config, treatment({{"name", "ReRoPE-w/4"}, {"position", {{"scheme", "rerope"}, {"window", "$train_length/4"}}}}));
   EXPECT_EQ(rerope.position.scheme, "rerope");
   EXPECT_EQ(rerope.position.params, (json{{"base", 500.0}, {"rotary_dims", 8}, {"window", 16}, {"leaky_factor", 0.0}}));
+  // Every dropped value is named, defaults included: they were part of the trained model too.
+  EXPECT_TRUE(contains(log.text(), "treatment \"ReRoPE-w/4\": position: switching rope -> \"rerope\" drops factor = "
+                                   "0.0, mixed_exponent = 0.5, scaling = \"ntk_mixed\", yarn_alpha = 1.0, yarn_beta = "
+                                   "32.0, yarn_temperature = true"))
+      << log.text();
 
   // And back (InvLeaky → RoPE): the trained window and leaky factor do not carry over.
   const RunConfig invleaky =
@@ -87,6 +93,7 @@ TEST(Treatments, SwitchingRopeToReropeKeepsBaseAndRotaryDimsAndDropsRopeOnlyPara
   json expected = trained().position.params;  // rope's defaults
   expected["base"] = 2000.0;
   EXPECT_EQ(rope.position.params, expected);
+  EXPECT_TRUE(contains(log.text(), "switching rerope -> \"rope\" drops leaky_factor = 0.0625, window = 32")) << log.text();
   // Within one scheme the inference-time extras are kept unless overridden.
   const RunConfig leaky = apply_treatment(invleaky, treatment({{"name", "k16"}, {"position", {{"leaky_factor", 16.0}}}}));
   EXPECT_EQ(leaky.position.params.at("window"), 32);
@@ -132,17 +139,28 @@ TEST(Treatments, RopeTreatmentsRefuseNonRopeModelsNamingTheTreatment) {
     SCOPED_TRACE(entry.dump());
     const std::string message = user_error_message([&] { apply_treatment(alibi, treatment(entry)); });
     EXPECT_TRUE(contains(message, "treatment \"" + entry.at("name").get<std::string>() + "\"")) << message;
-    EXPECT_TRUE(contains(message, "RoPE-family")) << message;
     EXPECT_TRUE(contains(message, "alibi")) << message;
     EXPECT_FALSE(contains(message, "\n")) << message;
   }
-  // Switching to a non-rotary scheme is refused too; attention-only treatments fit any model.
+  // Switching to a scheme of another family is refused too; attention-only treatments fit any model.
   EXPECT_TRUE(contains(user_error_message([&] {
                          apply_treatment(trained(), treatment({{"name", "x"}, {"position", {{"scheme", "alibi"}}}}));
                        }),
-                       "treatment \"x\".position.scheme: alibi is not a RoPE-family scheme"));
+                       "treatment \"x\".position.scheme: cannot switch a layer trained with rope to alibi"));
+  // Parameters the weights were trained with are not inference-time knobs.
+  EXPECT_TRUE(contains(user_error_message([&] {
+                         apply_treatment(trained(), treatment({{"name", "b"}, {"position", {{"base", 500.0}}}}));
+                       }),
+                       "treatment \"b\".position.base: fixed by the trained weights; a treatment may set rope's "
+                       "inference-time parameters only (scaling, factor, mixed_exponent, yarn_alpha, yarn_beta, "
+                       "yarn_temperature)"));
+  EXPECT_TRUE(contains(user_error_message([&] {
+                         apply_treatment(trained(), treatment({{"name", "r"},
+                                                               {"position", {{"scheme", "rerope"}, {"rotary_dims", 8}}}}));
+                       }),
+                       "treatment \"r\".position.rotary_dims: fixed by the trained weights"));
   const RunConfig logn = apply_treatment(alibi, treatment({{"name", "logn†"}, {"attention", {{"logn", "inference"}}}}));
-  EXPECT_EQ(logn.layers[3].attention.logn, "inference");
+  EXPECT_EQ(logn.layers[3].attention.logn, LognMode::kInference);
 }
 
 TEST(Treatments, LayersOverlayChangesOnlyTheSelectedLayers) {
@@ -185,12 +203,12 @@ TEST(Treatments, AttentionOverlayReachesEveryLayerAndKeepsTheirOwnSettings) {
   const RunConfig logn =
       apply_treatment(config, treatment({{"name", "logn†"}, {"attention", {{"logn", "inference"}}}}));
   for (int64_t l = 0; l < 4; ++l) {
-    EXPECT_EQ(logn.layers[l].attention.logn, "inference") << l;
+    EXPECT_EQ(logn.layers[l].attention.logn, LognMode::kInference) << l;
     EXPECT_EQ(logn.layers[l].attention.window, l == 1 ? 16 : 0) << l;
   }
   const RunConfig spread =
       apply_treatment(config, treatment({{"name", "spread"}, {"position_sampling", {{"eval", "spread"}}}}));
-  EXPECT_EQ(spread.position_sampling.eval, "spread");
+  EXPECT_EQ(spread.position_sampling.eval, EvalPositions::kSpread);
   EXPECT_EQ(layers_json(spread), layers_json(config));
 }
 
@@ -295,13 +313,16 @@ TEST(Treatments, UnknownKeysAndBadValuesAreErrorsNamingTheTreatment) {
   const RunConfig config = trained();
   const std::vector<std::pair<json, std::string>> cases{
       {{{"name", "a"}, {"positon", {{"scaling", "pi"}}}}, "treatment \"a\".positon: unknown key"},
-      {{{"name", "b"}, {"position", {{"scalling", "pi"}}}}, "treatment \"b\".position.scalling"},
-      {{{"name", "c"}, {"position", {{"scaling", "ntk"}}}}, "treatment \"c\".position.scaling: unknown scaling \"ntk\""},
+      {{{"name", "b"}, {"position", {{"scalling", "pi"}}}},
+       "treatment \"b\".position.scalling: not a parameter of rope, which this layer was trained with (its parameters: "
+       "base, rotary_dims, scaling"},
+      {{{"name", "c"}, {"position", {{"scaling", "ntk"}}}}, "treatment \"c\": position.scaling: \"ntk\" is not one of none, pi"},
       {{{"name", "d"}, {"attention", {{"lognn", "inference"}}}}, "treatment \"d\".attention.lognn"},
       {{{"name", "e"}, {"layers", json::array({{{"layers", {1}}, {"attn", json::object()}}})}},
        "treatment \"e\".layers[0].attn: unknown key"},
       {{{"name", "f"}, {"position_sampling", {{"train", "random"}}}}, "treatment \"f\".position_sampling.train: unknown key"},
-      {{{"name", "g"}, {"position_sampling", {{"eval", "random"}}}}, "treatment \"g\".position_sampling.eval: expected"},
+      {{{"name", "g"}, {"position_sampling", {{"eval", "random"}}}},
+       "treatment \"g\": position_sampling.eval: \"random\" is not one of ordinary, spread"},
       {{{"name", "h"}, {"layers", {{"layers", {1}}}}}, "treatment \"h\".layers"},
   };
   for (const auto& [entry, expected] : cases) {

@@ -26,7 +26,7 @@ RunConfig reference_config(const std::vector<std::string>& overrides) {
                  {"dropout", 0.0}, {"bias", true}, {"tie_embeddings", false}}},
       {"position", {{"scheme", "rope"}}},
       {"data", {{"dataset", "(none: random tokens)"}, {"train_length", 256}}}};
-  for (const auto& assignment : overrides) apply_override(document, assignment, "bench --set");
+  for (const auto& assignment : overrides) apply_override(document, assignment);
   return config_from_json(document, "bench --set");
 }
 

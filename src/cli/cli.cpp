@@ -63,8 +63,12 @@ void print_schemes(SchemeListing format) {
   nlohmann::json listing = nlohmann::json::array();
   for (const auto& info : registered_schemes()) {
     nlohmann::json params = nlohmann::json::array();
-    for (const auto& p : info.params) params.push_back({{"name", p.name}, {"default", p.default_value}, {"description", p.description}});
-    listing.push_back({{"name", info.name}, {"description", info.description}, {"reference", info.reference}, {"params", params}});
+    for (const auto& p : info.params) {
+      params.push_back({{"name", p.name}, {"default", p.default_value}, {"description", p.description},
+                        {"inference", p.inference}});
+    }
+    listing.push_back({{"name", info.name}, {"description", info.description}, {"reference", info.reference},
+                       {"family", info.family}, {"params", params}});
   }
   if (format == SchemeListing::Json) {
     std::cout << listing.dump(2) << "\n";
@@ -86,7 +90,8 @@ void print_schemes(SchemeListing format) {
     if (format == SchemeListing::Brief) continue;
     for (const auto& p : scheme["params"]) {
       std::cout << "    " << p["name"].get<std::string>() << " (default " << p["default"].dump()
-                << "): " << p["description"].get<std::string>() << "\n";
+                << (p["inference"].get<bool>() ? ", inference-time" : "") << "): " << p["description"].get<std::string>()
+                << "\n";
     }
   }
 }

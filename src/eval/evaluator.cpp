@@ -159,13 +159,14 @@ void copy_weights(GPT& from, GPT& to) {
 nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& variant, int64_t dynamic_step) {
   nlohmann::json layers = nlohmann::json::array();
   for (std::size_t l = 0; l < variant.layers.size(); ++l) {
-    layers.push_back({{"position", position_json(variant.layer_position(l))},
+    layers.push_back({{"position", variant.layer_position(l).to_json()},
                       {"attention", attention_json(variant.layers[l].attention)}});
   }
   return {{"name", treatment.name},
           {"overlay", treatment.overlay},
           {"layers", layers},
-          {"position_sampling", {{"eval", variant.position_sampling.eval}, {"range", variant.position_sampling.range}}},
+          {"position_sampling", {{"eval", enum_name(kEvalPositionNames, variant.position_sampling.eval)},
+                                 {"range", variant.position_sampling.range}}},
           {"dynamic_step", dynamic_step}};
 }
 
@@ -284,7 +285,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
       model->set_attention_block(kEvalAttentionBlock);
       return model;
     };
-    const int64_t max_length = build_model(variant)->max_length();
+    const int64_t max_length = variant.max_length();
     for (const auto& protocol : protocols) {
       for (int64_t length : options.lengths) {
         nlohmann::json row = evaluate_length(make_model, max_length, variant.position.scheme, protocol, length, context);

@@ -1,13 +1,15 @@
 #include "eval/treatment.h"
 
 #include <algorithm>
-#include <functional>
 #include <set>
 
 #include <spdlog/spdlog.h>
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/text.h"
+#include "config/config.h"
+#include "position/scheme_info.h"
 
 namespace extrap {
 namespace {
@@ -54,66 +56,45 @@ json substitute_train_length(json value, int64_t train_length, const std::string
   return value;
 }
 
-ModelShape shape_of(const RunConfig& config) {
-  return {config.model.d_model, config.model.n_heads, config.model.n_layers, config.data.train_length, 0};
-}
-
-// A switch of scheme keeps only the parameters both schemes have; trained values that differ from
-// their defaults and are dropped (e.g. InvLeaky's leaky_factor when evaluated as plain RoPE, or a
-// trained NTK scaling switched to ReRoPE) are worth a line in the log.
-void warn_dropped_params(const PositionConfig& trained, const json& kept, const json& overlay, const std::string& key) {
-  for (const auto& p : find_scheme(trained.scheme).params) {
-    if (kept.contains(p.name) || overlay.contains(p.name)) continue;
-    if (trained.params.value(p.name, p.default_value) == p.default_value) continue;
-    spdlog::warn("{}: {} -> {} drops the trained {} = {}", key, trained.scheme, kept["scheme"].get<std::string>(),
-                 p.name, trained.params[p.name].dump());
-  }
-}
-
-// `trained` switched or re-parametrised by `overlay`; only RoPE-family schemes on both sides.
-PositionConfig treat_position(const PositionConfig& trained, const json& overlay, const std::string& key,
-                              const ModelShape& shape) {
-  if (!find_scheme(trained.scheme).rotary) {
-    throw UserError(key + ": needs a RoPE-family model, but this layer was trained with " + trained.scheme);
-  }
+// Position overlays may set inference-time parameters only, and switch schemes only within a
+// family: both keep the trained weights meaningful.
+void check_position_overlay(const PositionConfig& trained, const json& overlay, const std::string& key) {
   if (!overlay.is_object()) throw UserError(key + ": expected an object of scheme parameters");
+  const SchemeInfo& was = find_scheme(trained.scheme);
   const std::string scheme = overlay.value("scheme", trained.scheme);
   const SchemeInfo& info = find_scheme(scheme);
-  if (!info.rotary) throw UserError(key + ".scheme: " + scheme + " is not a RoPE-family scheme");
-  json position = json{{"scheme", scheme}};
+  if (scheme != trained.scheme && (was.family.empty() || was.family != info.family)) {
+    throw UserError(key + ".scheme: cannot switch a layer trained with " + trained.scheme + " to " + scheme +
+                    " at inference (only schemes of one family share trained weights" +
+                    (was.family.empty() ? "; " + trained.scheme + " has none" : ": " + was.family) + ")");
+  }
+  std::vector<std::string> knobs, all;
   for (const auto& p : info.params) {
-    if (trained.params.contains(p.name)) position[p.name] = trained.params[p.name];
+    all.push_back(p.name);
+    if (p.inference) knobs.push_back(p.name);
   }
-  if (scheme != trained.scheme) {
-    // Inference-time extras of the old scheme (scaling, windows) do not carry over to a new one.
-    for (const char* extra : {"scaling", "factor", "window", "leaky_factor"}) position.erase(extra);
-    warn_dropped_params(trained, position, overlay, key);
-  }
-  for (auto it = overlay.begin(); it != overlay.end(); ++it) position[it.key()] = *it;
-  return resolve_position(position, key, shape);
-}
-
-void check_keys(const json& object, const std::string& key, std::initializer_list<const char*> known) {
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    bool ok = false;
-    std::string list;
-    for (const char* k : known) {
-      ok = ok || it.key() == k;
-      list += (list.empty() ? "" : ", ") + std::string(k);
+  for (auto it = overlay.begin(); it != overlay.end(); ++it) {
+    const SchemeParam* param = info.find_param(it.key());
+    if (it.key() == "scheme" || (param && param->inference)) continue;
+    if (!param) {
+      throw UserError(key + "." + it.key() + ": not a parameter of " + scheme + ", which this layer " +
+                      (scheme == trained.scheme ? "was trained with" : "would switch to") + " (its parameters: " +
+                      join_names(all) + ")");
     }
-    if (!ok) throw UserError(key + "." + it.key() + ": unknown key (known here: " + list + ")");
+    // A parameter the trained scheme does not have (a switch to xpos sets its scale_base) is free.
+    if (scheme != trained.scheme && !was.find_param(it.key())) continue;
+    throw UserError(key + "." + it.key() + ": fixed by the trained weights; a treatment may set " + scheme +
+                    "'s inference-time parameters only (" + join_names(knobs) + ")");
   }
 }
 
-// Attention settings a treatment may change: the others (qk_norm, qk_bias, ...) shape what the
-// weights learned, and a trained log-n scale stays as trained.
-json treat_attention(const AttentionConfig& trained, const json& overlay, const std::string& key) {
+// Attention overlays may change the inference-time settings only, and a trained log-n scale stays.
+void check_attention_overlay(const AttentionConfig& trained, const json& overlay, const std::string& key) {
   if (!overlay.is_object()) throw UserError(key + ": expected an object of attention settings");
-  check_keys(overlay, key, {"window", "sinks", "logn"});
-  if (trained.logn == "train" && overlay.contains("logn") && overlay["logn"] != "train") {
+  check_known_keys(overlay, key, kInferenceAttentionSettings);
+  if (trained.logn == LognMode::kTrain && overlay.contains("logn") && overlay["logn"] != "train") {
     throw UserError(key + ".logn: this layer was trained with logn = \"train\", which already scales at inference");
   }
-  return merge_attention(attention_json(trained), overlay, key);
 }
 
 // "full" selects the layers trained with full attention (HWFA2's switch to ReRoPE); anything else
@@ -128,67 +109,77 @@ std::vector<int64_t> treated_layers(const RunConfig& config, const json& selecti
   return full;
 }
 
-// One `layers` entry: a new scheme and/or attention settings for the layers it selects (chosen by
-// their trained settings).
-void treat_layers_entry(RunConfig& config, const RunConfig& trained, const json& entry, const std::string& key,
-                        const ModelShape& shape) {
+// One `layers` entry: the selected layers (chosen by their trained settings) get the entry's
+// position and attention laid over their current ones, by the config's own merge and checks.
+void treat_layers_entry(RunConfig& config, const RunConfig& trained, const json& entry, const std::string& key) {
   if (!entry.is_object() || !entry.contains("layers")) throw UserError(key + ": expected {\"layers\": [...], ...}");
-  check_keys(entry, key, {"layers", "position", "attention"});
+  check_known_keys(entry, key, {"layers", "position", "attention"});
   const auto selected = treated_layers(trained, entry["layers"], key + ".layers");
   if (entry.contains("position")) {
-    // The selected layers get one new scheme, derived from the first one's current scheme.
-    const PositionConfig base = config.layer_position(selected[0]);
-    const PositionConfig treated = treat_position(base, entry["position"], key + ".position", shape);
-    for (int64_t l : selected) {
-      const std::string& scheme = config.layer_position(l).scheme;
-      if (!find_scheme(scheme).rotary) {
-        throw UserError(key + ".position: needs a RoPE-family model, but layer " + std::to_string(l) +
-                        " was trained with " + scheme);
-      }
-    }
-    config.layer_schemes.push_back(treated);
+    // One new scheme for the selected layers, laid over the first one's current scheme.
+    const std::string position_key = key + ".position";
+    for (int64_t l : selected) check_position_overlay(config.layer_position(l), entry["position"], position_key);
+    const json merged = overlay_position(config.layer_position(selected[0]).to_json(), entry["position"], position_key);
+    config.layer_schemes.push_back(resolve_position(merged, position_key, config.shape()));
     for (int64_t l : selected) config.layers[l].scheme_group = int(config.layer_schemes.size()) - 1;
   }
   if (entry.contains("attention")) {
+    const std::string attention_key = key + ".attention";
     for (int64_t l : selected) {
-      auto& attention = config.layers[l].attention;
-      attention = read_attention(treat_attention(attention, entry["attention"], key + ".attention"), key + ".attention");
+      AttentionConfig& attention = config.layers[l].attention;
+      check_attention_overlay(attention, entry["attention"], attention_key);
+      attention = read_attention(merge_attention(attention_json(attention), entry["attention"], attention_key),
+                                 attention_key);
     }
   }
 }
 
-std::string treated_eval_positions(const json& sampling, const std::string& key) {
-  if (!sampling.is_object()) throw UserError(key + ": expected an object");
-  check_keys(sampling, key, {"eval"});
-  const std::string eval = sampling["eval"].is_string() ? sampling["eval"].get<std::string>() : "";
-  if (eval != "ordinary" && eval != "spread") {
-    throw UserError(key + ".eval: expected \"ordinary\" or \"spread\", got " + sampling["eval"].dump());
+// The model-wide part of a treatment (position, attention, position_sampling) as an overlay on the
+// trained run's resolved document, through the config's merge and validation. A treatment's
+// attention applies to every layer, so it is laid over each `layers` entry's settings too.
+RunConfig treat_model_wide(const RunConfig& trained, const json& overlay, const std::string& key) {
+  json model_wide = json::object();
+  if (overlay.contains("position")) {
+    check_position_overlay(trained.position, overlay["position"], key + ".position");
+    model_wide["position"] = overlay["position"];
   }
-  return eval;
+  if (overlay.contains("attention")) {
+    for (const auto& layer : trained.layers) check_attention_overlay(layer.attention, overlay["attention"], key + ".attention");
+    model_wide["attention"] = overlay["attention"];
+  }
+  if (overlay.contains("position_sampling")) {
+    if (!overlay["position_sampling"].is_object()) throw UserError(key + ".position_sampling: expected an object");
+    check_known_keys(overlay["position_sampling"], key + ".position_sampling", {"eval"});
+    model_wide["position_sampling"] = overlay["position_sampling"];
+  }
+  json document = trained.resolved;
+  merge_config(document, model_wide, key);
+  if (overlay.contains("attention")) {
+    for (auto& entry : document["layers"]) {
+      if (entry.contains("attention")) merge_config(entry["attention"], overlay["attention"], key);
+    }
+  }
+  return config_from_json(document, key, /*for_training=*/false);
 }
 
 void treat(RunConfig& config, const json& overlay, const std::string& key) {
-  check_keys(overlay, key, {"position", "attention", "layers", "position_sampling", "dynamic"});
+  check_known_keys(overlay, key, {"position", "attention", "layers", "position_sampling", "dynamic"});
   const RunConfig trained = config;
-  const ModelShape shape = shape_of(config);
-  if (overlay.contains("position")) {
-    config.position = treat_position(config.position, overlay["position"], key + ".position", shape);
-  }
-  if (overlay.contains("attention")) {
-    for (auto& layer : config.layers) {
-      layer.attention = read_attention(treat_attention(layer.attention, overlay["attention"], key + ".attention"),
-                                       key + ".attention");
-    }
-  }
+  config = treat_model_wide(trained, overlay, key);
   if (overlay.contains("layers")) {
     if (!overlay["layers"].is_array()) throw UserError(key + ".layers: expected an array of layer overlays");
     for (std::size_t e = 0; e < overlay["layers"].size(); ++e) {
-      treat_layers_entry(config, trained, overlay["layers"][e], key + ".layers[" + std::to_string(e) + "]", shape);
+      treat_layers_entry(config, trained, overlay["layers"][e], key + ".layers[" + std::to_string(e) + "]");
     }
   }
-  if (overlay.contains("position_sampling")) {
-    config.position_sampling.eval = treated_eval_positions(overlay["position_sampling"], key + ".position_sampling");
+}
+
+// Whether some layer's scheme depends on the evaluated length in the way `use` says.
+bool some_layer_uses(const RunConfig& config, LengthUse use) {
+  for (std::size_t l = 0; l < config.layers.size(); ++l) {
+    if (scheme_length_use(config.layer_position(l)) == use) return true;
   }
+  return false;
 }
 
 }  // namespace
@@ -242,34 +233,22 @@ std::vector<Treatment> select_treatments(const std::vector<Treatment>& treatment
   return selected;
 }
 
-namespace {
-
-// Whether some layer's scheme has a `scaling` parameter for which `test` holds.
-bool uses_scaling(const RunConfig& config, const std::function<bool(const json& scaling, double factor)>& test) {
-  for (std::size_t l = 0; l < config.layers.size(); ++l) {
-    const PositionConfig& p = config.layer_position(l);
-    if (p.params.contains("scaling") && test(p.params["scaling"], p.params.value("factor", 0.0))) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
 RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment) {
   RunConfig config = trained;
   const std::string key = "treatment \"" + treatment.name + "\"";
   treat(config, substitute_train_length(treatment.overlay, trained.data.train_length, key), key);
   try {
-    check_position_sampling(config, /*training=*/false);
+    check_position_sampling(config.position_sampling, config.schemes_in_use(), config.shape(), /*training=*/false);
   } catch (const UserError& e) {
     throw UserError(key + ": " + e.what());
   }
   if (dynamic_step(treatment, config) > 0) {
-    if (config.position_sampling.eval != "ordinary") {
-      throw UserError(key + ".dynamic: the factor follows the token count, which " + config.position_sampling.eval +
+    if (config.position_sampling.eval != EvalPositions::kOrdinary) {
+      throw UserError(key + ".dynamic: the factor follows the token count, which " +
+                      enum_name(kEvalPositionNames, config.position_sampling.eval) +
                       " evaluation positions no longer equal (use ordinary positions)");
     }
-    if (!uses_scaling(config, [](const json& scaling, double factor) { return scaling != "none" && factor == 0.0; })) {
+    if (!some_layer_uses(config, LengthUse::kPerLength) && !some_layer_uses(config, LengthUse::kDynamic)) {
       spdlog::warn("{}.dynamic: no layer has a scaling whose factor follows the length, so every piece computes "
                    "the same model (the numbers equal the static ones, at several times the cost)", key);
     }
@@ -281,9 +260,8 @@ int64_t dynamic_step(const Treatment& treatment, const RunConfig& variant) {
   const std::string key = "treatment \"" + treatment.name + "\".dynamic";
   const int64_t train_length = variant.data.train_length;
   if (!treatment.overlay.contains("dynamic")) {
-    // dynamic_ntk is dynamic unless asked otherwise; every other scaling is static by default.
-    const bool dynamic_ntk = uses_scaling(variant, [](const json& scaling, double) { return scaling == "dynamic_ntk"; });
-    return dynamic_ntk ? train_length : 0;
+    // Schemes meant to follow the position (dynamic NTK) are dynamic unless asked otherwise.
+    return some_layer_uses(variant, LengthUse::kDynamic) ? train_length : 0;
   }
   const json value = substitute_train_length(treatment.overlay["dynamic"], train_length, key);
   if (value.is_boolean()) return value.get<bool>() ? train_length : 0;

@@ -3,23 +3,26 @@
 // family, YaRN, ReRoPE, log-n†, sliding windows, ...). A treatment is a named JSON overlay on the
 // run's resolved config:
 //   {"name": "NTK-mixed-logn†",
-//    "position": {"scaling": "ntk_mixed"},            // the model-wide scheme (RoPE models only)
+//    "position": {"scaling": "ntk_mixed"},            // the model-wide scheme
 //    "attention": {"logn": "inference"},             // every layer
 //    "layers": [{"layers": [2], "position": {"scheme": "rerope", "window": 32}}],  // some layers
 //    "position_sampling": {"eval": "spread"},
 //    "dynamic": true}                                 // dynamic scaling: see dynamic_step
-// A "position" overlay keeps the trained scheme's parameters (base, rotary_dims, ...) that the new
-// scheme also has. Layer selections are as in a config's `layers`, or "full": the layers trained
-// with full attention (HWFA2). Attention overlays may change window, sinks and logn only. The
-// strings "$train_length", "$train_length/N", "$train_length*M" and "$train_length*M/N" stand for
-// the run's training length and its multiples (rounded down, at least 1) anywhere in the overlay.
-// Schemes are parameter-free rotations here, so the trained weights load unchanged.
+// The overlay goes through the config's own merge and validation (merge_config, the scheme
+// switching rule of overlay_position, resolve_position, read_attention). What it may change is
+// declared, not listed here: a scheme's inference-time parameters (SchemeParam::inference), a
+// switch within a scheme family (SchemeInfo::family), the attention settings of
+// kInferenceAttentionSettings (a trained log-n stays), and position_sampling.eval. Layer
+// selections are as in a config's `layers`, or "full": the layers trained with full attention
+// (HWFA2). The strings "$train_length", "$train_length/N", "$train_length*M" and
+// "$train_length*M/N" stand for the run's training length and its multiples (rounded down, at
+// least 1) anywhere in the overlay.
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "config/config.h"
+#include "config/run_config.h"
 
 namespace extrap {
 

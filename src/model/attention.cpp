@@ -65,14 +65,14 @@ torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor
 }
 
 torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length) {
-  const bool logn = attention.logn != "none";
-  const bool cosine_by_position = attention.qk_norm == "cosine" && attention.cosine_scale == "position";
+  const bool logn = attention.logn != LognMode::kNone;
+  const bool cosine_by_position = attention.qk_norm == QkNorm::kCosine && attention.cosine_scale == CosineScale::kPosition;
   if (!logn && !cosine_by_position) return {};
   std::vector<float> scales(length, 1.0f);
   const double log_train = std::log(double(train_length));
   for (int64_t i = 0; i < length; ++i) {
     double scale = 1.0;
-    if (attention.logn == "train") {
+    if (attention.logn == LognMode::kTrain) {
       // Su's bert4keras softmax_plus: n = the number of keys the query sees, floored.
       int64_t visible = i + 1;
       if (attention.window > 0) {
@@ -80,7 +80,7 @@ torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int
         visible = (i + 1 - lo) + std::min(attention.sinks, lo);
       }
       scale = std::log(double(std::max(visible, attention.logn_floor))) / log_train;
-    } else if (attention.logn == "inference") {
+    } else if (attention.logn == LognMode::kInference) {
       scale = std::max(1.0, std::log(double(i + 1)) / log_train);  // logn†: unchanged within L_train
     }
     if (cosine_by_position) scale *= 4.0 * std::log(double(i + 1));
@@ -90,9 +90,9 @@ torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int
 }
 
 double score_scale(const AttentionConfig& attention, int64_t head_dim, int64_t train_length) {
-  if (attention.qk_norm == "query" || attention.qk_norm == "key") return 1.0;
-  if (attention.qk_norm == "cosine") {
-    return attention.cosine_scale == "fixed" ? 4.0 * std::log(double(train_length) / 2.0) : 1.0;
+  if (attention.qk_norm == QkNorm::kQuery || attention.qk_norm == QkNorm::kKey) return 1.0;
+  if (attention.qk_norm == QkNorm::kCosine) {
+    return attention.cosine_scale == CosineScale::kFixed ? 4.0 * std::log(double(train_length) / 2.0) : 1.0;
   }
   return 1.0 / std::sqrt(double(head_dim));
 }
@@ -130,8 +130,8 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
   }
   // Normalising before the scheme is the same as after for rotations (norm-preserving).
   const auto unit = [](const torch::Tensor& t) { return t / t.norm(2, -1, true).clamp_min(1e-6); };
-  if (attention_.qk_norm == "query" || attention_.qk_norm == "cosine") qk.q = unit(qk.q);
-  if (attention_.qk_norm == "key" || attention_.qk_norm == "cosine") qk.k = unit(qk.k);
+  if (attention_.qk_norm == QkNorm::kQuery || attention_.qk_norm == QkNorm::kCosine) qk.q = unit(qk.q);
+  if (attention_.qk_norm == QkNorm::kKey || attention_.qk_norm == QkNorm::kCosine) qk.k = unit(qk.k);
   scheme_->transform_qk(qk, positions);
   const auto scales = query_scales(attention_, length, train_length_);
   if (scales.defined()) {

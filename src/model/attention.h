@@ -1,7 +1,7 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "config/config.h"
+#include "config/run_config.h"
 #include "model/attention_call.h"
 #include "model/linear.h"
 #include "position/scheme.h"

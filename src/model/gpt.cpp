@@ -19,9 +19,9 @@ BlockImpl::BlockImpl(const ModelConfig& config, const AttentionConfig& attention
   ln1_ = register_module("ln1", LayerNorm(config.d_model, config.bias));
   attn = register_module("attn", CausalSelfAttention(config, attention, std::move(scheme), train_length));
   ln2_ = register_module("ln2", LayerNorm(config.d_model, config.bias));
-  fc_ = register_module("fc", torch::nn::Linear(torch::nn::LinearOptions(config.d_model, config.d_mlp).bias(config.bias)));
+  fc_ = register_module("fc", torch::nn::Linear(torch::nn::LinearOptions(config.d_model, config.mlp_width()).bias(config.bias)));
   fc_proj_ = register_module(
-      "fc_proj", torch::nn::Linear(torch::nn::LinearOptions(config.d_mlp, config.d_model).bias(config.bias)));
+      "fc_proj", torch::nn::Linear(torch::nn::LinearOptions(config.mlp_width(), config.d_model).bias(config.bias)));
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Positions& positions) {
@@ -86,15 +86,6 @@ void GPTImpl::init_weights() {
   if (lm_head_) init_linear(lm_head_, 0.02);
 }
 
-int64_t GPTImpl::max_length() const {
-  int64_t shortest = scheme_->max_length();
-  for (const auto& scheme : layer_schemes_) {
-    const int64_t limit = scheme->max_length();
-    if (limit > 0 && (shortest == 0 || limit < shortest)) shortest = limit;
-  }
-  return shortest;
-}
-
 void GPTImpl::set_attention_block(int64_t block) {
   for (auto& block_module : *blocks_) block_module->as<BlockImpl>()->attn->set_block_size(block);
 }
@@ -116,8 +107,7 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& pos
 }
 
 GPT build_model(const RunConfig& config, int64_t context_length) {
-  const ModelShape shape{config.model.d_model, config.model.n_heads, config.model.n_layers, config.data.train_length,
-                         context_length};
+  const ModelShape shape = config.shape(context_length);
   auto model_wide = make_scheme(config.position.scheme, config.position.params, shape);
   std::vector<std::shared_ptr<PositionScheme>> group_schemes;
   for (const auto& p : config.layer_schemes) {

@@ -3,7 +3,7 @@
 // the checkpoint tensor names).
 #include <torch/torch.h>
 
-#include "config/config.h"
+#include "config/run_config.h"
 #include "model/attention.h"
 #include "position/scheme.h"
 
@@ -45,8 +45,6 @@ class GPTImpl : public torch::nn::Module {
   GPTImpl(const ModelConfig& model, std::shared_ptr<PositionScheme> scheme);
   // tokens: [B, T] int64 -> logits [B, T, vocab], float32.
   torch::Tensor forward(const torch::Tensor& tokens, const Positions& positions);
-  // Longest window the model can run (0: unbounded).
-  int64_t max_length() const;
   // Query rows per attention block: a speed/memory knob that never changes results.
   void set_attention_block(int64_t block);
   const ModelConfig& config() const { return config_; }

@@ -40,9 +40,14 @@ torch::Tensor Alibi::score_bias(const Positions& positions, int64_t q_begin, int
   return (k.view({1, 1, -1}) * slopes_.view({-1, 1, 1}));  // [H, 1, keys]
 }
 
-EXTRAP_REGISTER_SCHEME(alibi, SchemeInfo{
-    "alibi", "linear distance penalty -slope_h * (i - j) per head, no position embedding",
-    "Press et al. 2022, Train Short, Test Long (ALiBi)", {},
-    [](const nlohmann::json&, const ModelShape& shape) { return std::make_shared<Alibi>(shape.n_heads); }, kBiasHook});
+EXTRAP_REGISTER_SCHEME(alibi, [] {
+  SchemeInfo info;
+  info.name = "alibi";
+  info.description = "linear distance penalty -slope_h * (i - j) per head, no position embedding";
+  info.reference = "Press et al. 2022, Train Short, Test Long (ALiBi)";
+  return define_scheme<Alibi, kBiasHook>(info, read_no_params, [](NoParams, const ModelShape& shape) {
+    return std::make_shared<Alibi>(shape.n_heads);
+  });
+}());
 
 }  // namespace extrap

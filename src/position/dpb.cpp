@@ -39,20 +39,35 @@ torch::Tensor DynamicPositionBias::score_bias(const Positions& positions, int64_
   return bias_of_distances(values).index_select(1, inverse.reshape({-1})).view({-1, block.rows(), block.keys()});
 }
 
-EXTRAP_REGISTER_SCHEME(dpb, SchemeInfo{
-    "dpb", "learned MLP bias over the (log) distance, one output per head (x-transformers DynamicPositionBias)",
-    "lucidrains/x-transformers DynamicPositionBias; log-spaced continuous position bias: Liu et al. 2022 (SwinV2)",
-    {{"width", 0, "hidden width of the MLP; 0 means d_model / 4 (x-transformers: dim // 4)"},
-     {"depth", 2, "number of hidden layers (Linear + SiLU), at least 1"},
-     {"log_distance", true, "feed log(d + 1) instead of d (x-transformers' default is false)"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      int64_t width = param<int64_t>(p, "width");
-      const auto depth = param<int64_t>(p, "depth");
-      if (width < 0) reject_param("width", "must be >= 0, got " + std::to_string(width));
-      if (width == 0) width = std::max<int64_t>(1, shape.d_model / 4);
-      if (depth < 1) reject_param("depth", "must be >= 1, got " + std::to_string(depth));
-      return std::make_shared<DynamicPositionBias>(shape.n_heads, width, depth, param<bool>(p, "log_distance"));
-    },
-    kBiasHook});
+namespace {
+
+struct DpbParams {
+  int64_t width, depth;
+  bool log_distance;
+};
+
+DpbParams read_dpb(const nlohmann::json& p, const ModelShape& shape) {
+  DpbParams d{param<int64_t>(p, "width"), param<int64_t>(p, "depth"), param<bool>(p, "log_distance")};
+  if (d.width < 0) reject_param("width", "must be >= 0, got " + std::to_string(d.width));
+  if (d.width == 0) d.width = std::max<int64_t>(1, shape.d_model / 4);
+  if (d.depth < 1) reject_param("depth", "must be >= 1, got " + std::to_string(d.depth));
+  return d;
+}
+
+}  // namespace
+
+EXTRAP_REGISTER_SCHEME(dpb, [] {
+  SchemeInfo info;
+  info.name = "dpb";
+  info.description = "learned MLP bias over the (log) distance, one output per head (x-transformers DynamicPositionBias)";
+  info.reference = "lucidrains/x-transformers DynamicPositionBias; log-spaced continuous position bias: Liu et al. 2022 "
+                   "(SwinV2)";
+  info.params = {{"width", 0, "hidden width of the MLP; 0 means d_model / 4 (x-transformers: dim // 4)"},
+                 {"depth", 2, "number of hidden layers (Linear + SiLU), at least 1"},
+                 {"log_distance", true, "feed log(d + 1) instead of d (x-transformers' default is false)"}};
+  return define_scheme<DynamicPositionBias, kBiasHook>(info, read_dpb, [](const DpbParams& d, const ModelShape& shape) {
+    return std::make_shared<DynamicPositionBias>(shape.n_heads, d.width, d.depth, d.log_distance);
+  });
+}());
 
 }  // namespace extrap

@@ -83,25 +83,39 @@ torch::Tensor Fire::mlp_piecewise(const torch::Tensor& x) const {
   return out.view(shape);
 }
 
-EXTRAP_REGISTER_SCHEME(fire, SchemeInfo{
-    "fire", "learned MLP bias f(psi(i-j) / psi(max(L, i))), psi(x) = log(|c x| + 1), learnable c and L",
-    "Li et al. 2024 (ICLR), Functional Interpolation for Relative Positions Improves Long Context Transformers",
-    {{"mlp_width", 32, "hidden width of the MLP f (one hidden layer, ReLU, one output per head)"},
-     {"init_c", 0.1, "initial c of psi(x) = log(|c x| + 1)"},
-     {"init_L", 512.0, "threshold L's initial value (L = |L_multiplier * init_L|, L_multiplier starts at 1)"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      const auto width = param<int64_t>(p, "mlp_width");
-      const auto init_c = param<double>(p, "init_c");
-      const auto init_L = param<double>(p, "init_L");
-      if (width < 1) reject_param("mlp_width", "must be >= 1, got " + std::to_string(width));
-      if (!(init_c > 0) || !std::isfinite(init_c)) {
-        reject_param("init_c", "must be a finite number > 0, got " + nlohmann::json(init_c).dump());
-      }
-      if (!(init_L >= 0) || !std::isfinite(init_L)) {
-        reject_param("init_L", "must be a finite number >= 0, got " + nlohmann::json(init_L).dump());
-      }
-      return std::make_shared<Fire>(shape.n_heads, width, init_c, init_L);
-    },
-    kBiasHook});
+namespace {
+
+struct FireParams {
+  int64_t width;
+  double init_c, init_L;
+};
+
+FireParams read_fire(const nlohmann::json& p, const ModelShape&) {
+  const FireParams f{param<int64_t>(p, "mlp_width"), param<double>(p, "init_c"), param<double>(p, "init_L")};
+  if (f.width < 1) reject_param("mlp_width", "must be >= 1, got " + std::to_string(f.width));
+  if (!(f.init_c > 0) || !std::isfinite(f.init_c)) {
+    reject_param("init_c", "must be a finite number > 0, got " + format_number(f.init_c));
+  }
+  if (!(f.init_L >= 0) || !std::isfinite(f.init_L)) {
+    reject_param("init_L", "must be a finite number >= 0, got " + format_number(f.init_L));
+  }
+  return f;
+}
+
+}  // namespace
+
+EXTRAP_REGISTER_SCHEME(fire, [] {
+  SchemeInfo info;
+  info.name = "fire";
+  info.description = "learned MLP bias f(psi(i-j) / psi(max(L, i))), psi(x) = log(|c x| + 1), learnable c and L";
+  info.reference = "Li et al. 2024 (ICLR), Functional Interpolation for Relative Positions Improves Long Context "
+                   "Transformers";
+  info.params = {{"mlp_width", 32, "hidden width of the MLP f (one hidden layer, ReLU, one output per head)"},
+                 {"init_c", 0.1, "initial c of psi(x) = log(|c x| + 1)"},
+                 {"init_L", 512.0, "threshold L's initial value (L = |L_multiplier * init_L|, L_multiplier starts at 1)"}};
+  return define_scheme<Fire, kBiasHook>(info, read_fire, [](const FireParams& f, const ModelShape& shape) {
+    return std::make_shared<Fire>(shape.n_heads, f.width, f.init_c, f.init_L);
+  });
+}());
 
 }  // namespace extrap

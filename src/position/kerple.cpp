@@ -55,17 +55,20 @@ torch::Tensor Kerple::score_bias(const Positions& positions, int64_t q_begin, in
   return kernel(distance_matrix(positions, block).clamp_min(0));
 }
 
-EXTRAP_REGISTER_SCHEME(kerple, SchemeInfo{
-    "kerple", "learnable per-head kernel bias: -r1*log(1 + r2*(i-j)) (log) or -r1*(i-j)^r2 (power)",
-    "Chi et al. 2022, KERPLE: Kernelized Relative Positional Embedding for Length Extrapolation",
-    {{"variant", "log", "log: -r1*log(1 + r2*d), r1, r2 > 0; power: -r1*d^r2, r1 > 0, 0 < r2 <= 2"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      const auto variant = param<std::string>(p, "variant");
-      if (variant != "log" && variant != "power") {
-        reject_param("variant", "must be \"log\" or \"power\", got \"" + variant + "\"");
-      }
-      return std::make_shared<Kerple>(shape.n_heads, variant == "log" ? Kerple::Variant::kLog : Kerple::Variant::kPower);
-    },
-    kBiasHook});
+EXTRAP_REGISTER_SCHEME(kerple, [] {
+  SchemeInfo info;
+  info.name = "kerple";
+  info.description = "learnable per-head kernel bias: -r1*log(1 + r2*(i-j)) (log) or -r1*(i-j)^r2 (power)";
+  info.reference = "Chi et al. 2022, KERPLE: Kernelized Relative Positional Embedding for Length Extrapolation";
+  info.params = {{"variant", "log", "log: -r1*log(1 + r2*d), r1, r2 > 0; power: -r1*d^r2, r1 > 0, 0 < r2 <= 2"}};
+  const auto read = [](const nlohmann::json& p, const ModelShape&) {
+    static constexpr EnumName<Kerple::Variant> kVariants[] = {{Kerple::Variant::kLog, "log"},
+                                                              {Kerple::Variant::kPower, "power"}};
+    return parse_enum(kVariants, param<std::string>(p, "variant"), "position.variant");
+  };
+  return define_scheme<Kerple, kBiasHook>(info, read, [](Kerple::Variant variant, const ModelShape& shape) {
+    return std::make_shared<Kerple>(shape.n_heads, variant);
+  });
+}());
 
 }  // namespace extrap

@@ -14,7 +14,6 @@ class LearnedPositions : public PositionScheme {
     if (positions.is_arange) return table_.narrow(0, 0, positions.size());
     return table_.index_select(0, positions.values.to(torch::kLong));
   }
-  int64_t max_length() const override { return table_.size(0); }
 
  private:
   torch::Tensor table_;
@@ -22,19 +21,29 @@ class LearnedPositions : public PositionScheme {
 
 }  // namespace
 
-EXTRAP_REGISTER_SCHEME(learned, SchemeInfo{
-    "learned", "trainable absolute position table added to the token embeddings (GPT-2)",
-    "Radford et al. 2019 (GPT-2); Vaswani et al. 2017",
-    {{"max_positions", 0, "table size; 0 means the training length"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      int64_t size = param<int64_t>(p, "max_positions");
-      if (size < 0) reject_param("max_positions", "must be >= 0, got " + std::to_string(size));
-      if (size == 0) size = shape.train_length;
-      if (size < shape.train_length) {
-        reject_param("max_positions", std::to_string(size) + " is shorter than data.train_length = " +
-                                          std::to_string(shape.train_length));
-      }
-      return std::make_shared<LearnedPositions>(size, shape.d_model);
-    }, kEmbeddingHook, true});
+// The table size: max_positions, or the training length when 0.
+static int64_t table_size(const nlohmann::json& p, const ModelShape& shape) {
+  int64_t size = param<int64_t>(p, "max_positions");
+  if (size < 0) reject_param("max_positions", "must be >= 0, got " + std::to_string(size));
+  if (size == 0) size = shape.train_length;
+  if (size < shape.train_length) {
+    reject_param("max_positions", std::to_string(size) + " is shorter than data.train_length = " +
+                                      std::to_string(shape.train_length));
+  }
+  return size;
+}
+
+EXTRAP_REGISTER_SCHEME(learned, [] {
+  SchemeInfo info;
+  info.name = "learned";
+  info.description = "trainable absolute position table added to the token embeddings (GPT-2)";
+  info.reference = "Radford et al. 2019 (GPT-2); Vaswani et al. 2017";
+  info.params = {{"max_positions", 0, "table size; 0 means the training length"}};
+  info.integer_positions = true;
+  info.max_length = table_size;
+  return define_scheme<LearnedPositions, kEmbeddingHook>(info, table_size, [](int64_t size, const ModelShape& shape) {
+    return std::make_shared<LearnedPositions>(size, shape.d_model);
+  });
+}());
 
 }  // namespace extrap

@@ -6,9 +6,13 @@ namespace {
 class NoPositions : public PositionScheme {};
 }  // namespace
 
-EXTRAP_REGISTER_SCHEME(nope, SchemeInfo{
-    "nope", "no position information; order comes only from the causal mask",
-    "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization", {},
-    [](const nlohmann::json&, const ModelShape&) { return std::make_shared<NoPositions>(); }, 0});
+EXTRAP_REGISTER_SCHEME(nope, [] {
+  SchemeInfo info;
+  info.name = "nope";
+  info.description = "no position information; order comes only from the causal mask";
+  info.reference = "Kazemnejad et al. 2023, The Impact of Positional Encoding on Length Generalization";
+  return define_scheme<NoPositions, 0>(info, read_no_params,
+                                       [](NoParams, const ModelShape&) { return std::make_shared<NoPositions>(); });
+}());
 
 }  // namespace extrap

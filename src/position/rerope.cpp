@@ -29,25 +29,43 @@ void ReRope::transform_qk(QueryKey& qk, const Positions& positions) {
   qk.far_from = window_;
 }
 
-EXTRAP_REGISTER_SCHEME(rerope, SchemeInfo{
-    "rerope",
-    "RoPE within a window, relative positions beyond it clamped (ReRoPE) or compressed by 1/k (Leaky; k < 1: "
-    "InvLeaky training)",
-    "Su 2023, kexue.fm/archives/9708 (ReRoPE, Leaky ReRoPE) and 9728 (InvLeaky); code: bojone/rerope",
-    {{"base", 10000.0, "rotation base b in theta_t = b^(-2t/d)"},
-     {"rotary_dims", 0, "rotated dimensions per head, the first ones (even); 0 = the whole head"},
-     {"window", 0, "w: plain RoPE for token distances i - j < w; 0 = train_length / 4"},
-     {"leaky_factor", 0.0,
-      "k: 0 = ReRoPE (pos = w beyond the window); k > 0 = Leaky, pos = w + (i - j - w)/k; k < 1 = InvLeaky"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      const RopeSpec spec = rope_spec_from_params(p, shape);
-      int64_t window = param<int64_t>(p, "window");
-      if (window < 0) reject_param("window", "must be >= 0 (0 = train_length / 4), got " + std::to_string(window));
-      if (window == 0) window = std::max<int64_t>(1, shape.train_length / 4);
-      const double leaky = param<double>(p, "leaky_factor");
-      if (!(leaky >= 0.0)) reject_param("leaky_factor", "must be >= 0 (0 = plain ReRoPE), got " + std::to_string(leaky));
-      return std::make_shared<ReRope>(spec, window, leaky);
-    },
-    kQueryKeyHook | kFarPassHook, false, true});
+namespace {
+
+struct ReRopeParams {
+  RopeSpec spec;
+  int64_t window;
+  double leaky_factor;
+};
+
+ReRopeParams read_rerope(const nlohmann::json& p, const ModelShape& shape) {
+  ReRopeParams r{rope_spec_from_params(p, shape), param<int64_t>(p, "window"), param<double>(p, "leaky_factor")};
+  if (r.window < 0) reject_param("window", "must be >= 0 (0 = train_length / 4), got " + std::to_string(r.window));
+  if (r.window == 0) r.window = std::max<int64_t>(1, shape.train_length / 4);
+  if (!(r.leaky_factor >= 0.0)) {
+    reject_param("leaky_factor", "must be >= 0 (0 = plain ReRoPE), got " + format_number(r.leaky_factor));
+  }
+  return r;
+}
+
+}  // namespace
+
+EXTRAP_REGISTER_SCHEME(rerope, [] {
+  SchemeInfo info;
+  info.name = "rerope";
+  info.description = "RoPE within a window, relative positions beyond it clamped (ReRoPE) or compressed by 1/k (Leaky; "
+                     "k < 1: InvLeaky training)";
+  info.reference = "Su 2023, kexue.fm/archives/9708 (ReRoPE, Leaky ReRoPE) and 9728 (InvLeaky); code: bojone/rerope";
+  info.params = rotary_params();
+  info.params.push_back({"window", 0, "w: plain RoPE for token distances i - j < w; 0 = train_length / 4", true});
+  info.params.push_back({"leaky_factor", 0.0,
+                         "k: 0 = ReRoPE (pos = w beyond the window); k > 0 = Leaky, pos = w + (i - j - w)/k; k < 1 = "
+                         "InvLeaky",
+                         true});
+  info.family = kRotaryFamily;
+  return define_scheme<ReRope, kQueryKeyHook | kFarPassHook>(info, read_rerope,
+                                                              [](const ReRopeParams& r, const ModelShape&) {
+    return std::make_shared<ReRope>(r.spec, r.window, r.leaky_factor);
+  });
+}());
 
 }  // namespace extrap

@@ -34,11 +34,7 @@ torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, cons
 
 namespace {
 
-struct ScalingName {
-  RopeScaling scaling;
-  const char* name;
-};
-constexpr ScalingName kScalingNames[] = {
+constexpr EnumName<RopeScaling> kScalingNames[] = {
     {RopeScaling::kNone, "none"},           {RopeScaling::kPi, "pi"},
     {RopeScaling::kNtkOld, "ntk_old"},      {RopeScaling::kNtkAware, "ntk_aware"},
     {RopeScaling::kNtkFixed, "ntk_fixed"},  {RopeScaling::kNtkMixed, "ntk_mixed"},
@@ -56,20 +52,10 @@ torch::Tensor scaled(const torch::Tensor& theta, F per_t) {
 
 }  // namespace
 
-RopeScaling parse_rope_scaling(const std::string& name) {
-  std::string known;
-  for (const auto& s : kScalingNames) {
-    if (name == s.name) return s.scaling;
-    known += (known.empty() ? "" : ", ") + std::string(s.name);
-  }
-  reject_param("scaling", "unknown scaling \"" + name + "\" (one of " + known + ")");
-}
+const char* rope_scaling_name(RopeScaling scaling) { return enum_name(kScalingNames, scaling); }
 
-const char* rope_scaling_name(RopeScaling scaling) {
-  for (const auto& s : kScalingNames) {
-    if (s.scaling == scaling) return s.name;
-  }
-  return "?";
+torch::Tensor plain_spectrum(int64_t dims, double base) {
+  return rope_inverse_frequencies(dims, base, torch::TensorOptions());
 }
 
 double rope_extension_factor(const RopeSpec& spec, int64_t context_length) {
@@ -82,12 +68,12 @@ torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length) {
   const int64_t d = spec.dims();
   const double dd = double(d);
   const double s = rope_extension_factor(spec, context_length);
-  const auto theta = rope_inverse_frequencies(d, spec.base, torch::TensorOptions());
+  const auto theta = spec.spectrum(d, spec.base);
   // d/(d-2): the base exponent that interpolates the lowest frequency by exactly s. With d = 2 the
   // only frequency is base^0 = 1 whatever the base, so base changes do nothing.
   const auto with_base_factor = [&](double kappa_exponent_base) {
     if (d <= 2) return theta;
-    return rope_inverse_frequencies(d, spec.base * std::pow(kappa_exponent_base, dd / (dd - 2.0)), torch::TensorOptions());
+    return spec.spectrum(d, spec.base * std::pow(kappa_exponent_base, dd / (dd - 2.0)));
   };
   switch (spec.scaling) {
     case RopeScaling::kNone:
@@ -95,7 +81,7 @@ torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length) {
     case RopeScaling::kPi:  // p -> p / s, i.e. theta / s
       return theta / s;
     case RopeScaling::kNtkOld:  // base -> base * s
-      return rope_inverse_frequencies(d, spec.base * s, torch::TensorOptions());
+      return spec.spectrum(d, spec.base * s);
     case RopeScaling::kNtkAware:  // base -> base * s^(d/(d-2))
       return with_base_factor(s);
     case RopeScaling::kNtkFixed:  // theta_m / lambda^m, lambda = s^(2/d), m = t + 1
@@ -130,12 +116,36 @@ double rope_logit_temperature(const RopeSpec& spec, int64_t context_length) {
   return m * m;
 }
 
+LengthUse rope_length_use(const RopeSpec& spec) {
+  if (spec.scaling == RopeScaling::kDynamicNtk) return LengthUse::kDynamic;
+  if (spec.scaling == RopeScaling::kNone || spec.factor > 0) return LengthUse::kNone;
+  return LengthUse::kPerLength;
+}
+
+std::vector<SchemeParam> rotary_params() {
+  return {{"base", 10000.0, "rotation base b in theta_t = b^(-2t/d)"},
+          {"rotary_dims", 0, "rotated dimensions per head, the first ones (even); 0 = the whole head"}};
+}
+
+std::vector<SchemeParam> rope_scaling_params() {
+  const auto knob = [](const char* name, nlohmann::json value, const char* description) {
+    return SchemeParam{name, std::move(value), description, /*inference=*/true};
+  };
+  return {knob("scaling", "none",
+               "frequency scaling: none | pi | ntk_old | ntk_aware | ntk_fixed | ntk_mixed | dynamic_ntk | yarn"),
+          knob("factor", 0.0, "extension factor s; 0 = max(1, evaluated length / train_length) (1 for dynamic_ntk)"),
+          knob("mixed_exponent", 0.625, "ntk_mixed: exponent b in exp(-a (t+1)^b)"),
+          knob("yarn_alpha", 1.0,
+               "yarn: ramp start (rotations per training length below which theta is fully interpolated)"),
+          knob("yarn_beta", 32.0, "yarn: ramp end (rotations above which theta is unchanged)"),
+          knob("yarn_temperature", true, "yarn: multiply the logits by (1 + 0.1 ln s)^2")};
+}
+
 RopeSpec rope_spec_from_params(const nlohmann::json& p, const ModelShape& shape) {
   RopeSpec spec;
   spec.head_dim = shape.head_dim();
   spec.train_length = shape.train_length;
-  spec.base = param<double>(p, "base");
-  if (!(spec.base > 1.0)) reject_param("base", "must be > 1, got " + std::to_string(spec.base));
+  spec.base = read_base(p);
   spec.rotary_dims = param<int64_t>(p, "rotary_dims");
   if (spec.rotary_dims < 0 || spec.rotary_dims % 2 != 0 || spec.rotary_dims > spec.head_dim) {
     reject_param("rotary_dims", "must be 0 (the whole head) or an even number <= the head dimension " +
@@ -143,10 +153,66 @@ RopeSpec rope_spec_from_params(const nlohmann::json& p, const ModelShape& shape)
   }
   if (spec.rotary_dims == 0 && spec.head_dim % 2 != 0) {
     throw UserError("model.d_model / model.n_heads = " + std::to_string(spec.head_dim) +
-                    " is odd; rope rotates pairs and needs an even head dimension (or an even position.rotary_dims)");
+                    " is odd; rotary schemes rotate pairs and need an even head dimension (or an even "
+                    "position.rotary_dims)");
   }
   if (spec.rotary_dims == spec.head_dim) spec.rotary_dims = 0;
   return spec;
+}
+
+namespace {
+
+// The scaling parameters into `spec`, checked; they depend on no model shape.
+void read_rope_scaling(const nlohmann::json& p, RopeSpec& spec) {
+  spec.scaling = parse_enum(kScalingNames, param<std::string>(p, "scaling"), "position.scaling");
+  spec.factor = param<double>(p, "factor");
+  if (!(spec.factor == 0.0 || spec.factor >= 1.0)) {
+    reject_param("factor", "must be 0 (derived from the evaluated length) or >= 1, got " + format_number(spec.factor));
+  }
+  if (spec.scaling == RopeScaling::kNone && spec.factor != 0.0) {
+    reject_param("factor", "has no effect with scaling \"none\" (choose a scaling, e.g. \"pi\" or \"yarn\")");
+  }
+  spec.mixed_exponent = param<double>(p, "mixed_exponent");
+  if (!(spec.mixed_exponent >= 0.0 && spec.mixed_exponent <= 1.0)) {
+    reject_param("mixed_exponent", "must be in [0, 1] (0 is PI, 1 is ntk_fixed), got " + format_number(spec.mixed_exponent));
+  }
+  spec.yarn_alpha = param<double>(p, "yarn_alpha");
+  spec.yarn_beta = param<double>(p, "yarn_beta");
+  if (!(spec.yarn_alpha >= 0.0)) reject_param("yarn_alpha", "must be >= 0, got " + format_number(spec.yarn_alpha));
+  if (!(spec.yarn_beta > spec.yarn_alpha)) {
+    reject_param("yarn_beta", "must be > yarn_alpha (" + format_number(spec.yarn_alpha) + "), got " +
+                                  format_number(spec.yarn_beta));
+  }
+  spec.yarn_temperature = param<bool>(p, "yarn_temperature");
+}
+
+}  // namespace
+
+RopeSpec scaled_rope_spec(const nlohmann::json& p, const ModelShape& shape) {
+  RopeSpec spec = rope_spec_from_params(p, shape);
+  read_rope_scaling(p, spec);
+  return spec;
+}
+
+SchemeInfo rotary_scheme_info(SchemeInfo info, SpectrumReader read_spectrum) {
+  std::vector<SchemeParam> params = rotary_params();
+  params.insert(params.end(), info.params.begin(), info.params.end());
+  for (auto& p : rope_scaling_params()) params.push_back(std::move(p));
+  info.params = std::move(params);
+  info.family = kRotaryFamily;
+  const auto read = [read_spectrum](const nlohmann::json& p, const ModelShape& shape) {
+    RopeSpec spec = scaled_rope_spec(p, shape);
+    spec.spectrum = read_spectrum(p, shape);
+    return spec;
+  };
+  info.length_use = [](const nlohmann::json& p) {
+    RopeSpec spec;
+    read_rope_scaling(p, spec);
+    return rope_length_use(spec);
+  };
+  return define_scheme<Rope, kQueryKeyHook>(info, read, [](const RopeSpec& spec, const ModelShape& shape) {
+    return std::make_shared<Rope>(spec, shape.context());
+  });
 }
 
 Rope::Rope(int64_t head_dim, double base) : Rope(RopeSpec{head_dim, 0, base}, 0) {}
@@ -186,48 +252,15 @@ void Rope::transform_qk(QueryKey& qk, const Positions& positions) {
   if (temperature_ != 1.0) qk.q = qk.q * temperature_;  // YaRN: logits * (1 + 0.1 ln s)^2
 }
 
-namespace {
-
-std::shared_ptr<PositionScheme> make_rope(const nlohmann::json& p, const ModelShape& shape) {
-  RopeSpec spec = rope_spec_from_params(p, shape);
-  spec.scaling = parse_rope_scaling(param<std::string>(p, "scaling"));
-  spec.factor = param<double>(p, "factor");
-  if (!(spec.factor == 0.0 || spec.factor >= 1.0)) {
-    reject_param("factor", "must be 0 (derived from the evaluated length) or >= 1, got " + std::to_string(spec.factor));
-  }
-  if (spec.scaling == RopeScaling::kNone && spec.factor != 0.0) {
-    reject_param("factor", "has no effect with scaling \"none\" (choose a scaling, e.g. \"pi\" or \"yarn\")");
-  }
-  spec.mixed_exponent = param<double>(p, "mixed_exponent");
-  if (!(spec.mixed_exponent >= 0.0 && spec.mixed_exponent <= 1.0)) {
-    reject_param("mixed_exponent", "must be in [0, 1] (0 is PI, 1 is ntk_fixed), got " +
-                                       std::to_string(spec.mixed_exponent));
-  }
-  spec.yarn_alpha = param<double>(p, "yarn_alpha");
-  spec.yarn_beta = param<double>(p, "yarn_beta");
-  if (!(spec.yarn_alpha >= 0.0)) reject_param("yarn_alpha", "must be >= 0, got " + std::to_string(spec.yarn_alpha));
-  if (!(spec.yarn_beta > spec.yarn_alpha)) {
-    reject_param("yarn_beta", "must be > yarn_alpha (" + std::to_string(spec.yarn_alpha) + "), got " +
-                                  std::to_string(spec.yarn_beta));
-  }
-  spec.yarn_temperature = param<bool>(p, "yarn_temperature");
-  return std::make_shared<Rope>(spec, shape.context());
-}
-
-}  // namespace
-
-EXTRAP_REGISTER_SCHEME(rope, SchemeInfo{
-    "rope", "rotary position embedding on queries and keys (optionally partial, with PI/NTK/YaRN frequency scaling)",
-    "Su et al. 2021, RoFormer; PI: Chen et al. 2023; NTK: bloc97 / Su 2023; YaRN: Peng et al. 2023",
-    {{"base", 10000.0, "rotation base b in theta_t = b^(-2t/d)"},
-     {"rotary_dims", 0, "rotated dimensions per head, the first ones (even); 0 = the whole head"},
-     {"scaling", "none",
-      "frequency scaling: none | pi | ntk_old | ntk_aware | ntk_fixed | ntk_mixed | dynamic_ntk | yarn"},
-     {"factor", 0.0, "extension factor s; 0 = max(1, evaluated length / train_length) (1 for dynamic_ntk)"},
-     {"mixed_exponent", 0.625, "ntk_mixed: exponent b in exp(-a (t+1)^b)"},
-     {"yarn_alpha", 1.0, "yarn: ramp start (rotations per training length below which theta is fully interpolated)"},
-     {"yarn_beta", 32.0, "yarn: ramp end (rotations above which theta is unchanged)"},
-     {"yarn_temperature", true, "yarn: multiply the logits by (1 + 0.1 ln s)^2"}},
-    make_rope, kQueryKeyHook, false, true});
+EXTRAP_REGISTER_SCHEME(rope, rotary_scheme_info(
+    [] {
+      SchemeInfo info;
+      info.name = "rope";
+      info.description =
+          "rotary position embedding on queries and keys (optionally partial, with PI/NTK/YaRN frequency scaling)";
+      info.reference = "Su et al. 2021, RoFormer; PI: Chen et al. 2023; NTK: bloc97 / Su 2023; YaRN: Peng et al. 2023";
+      return info;
+    }(),
+    [](const nlohmann::json&, const ModelShape&) { return RotarySpectrum(plain_spectrum); }));
 
 }  // namespace extrap

@@ -1,6 +1,9 @@
 #pragma once
 // RoPE and its frequency-scaling family (PI, NTK variants, dynamic NTK, YaRN), shared with the other
-// rotary schemes (rerope.cpp, xpos.cpp) and with the tests.
+// rotary schemes (rerope.cpp, xpos.cpp) and with the tests. A new rotary spectrum (which theta_t
+// the pairs turn at) is one small file: a RotarySpectrum plus rotary_scheme_info() (see
+// docs/extending.md); the scaling treatments then apply to it unchanged.
+#include <functional>
 #include <string>
 
 #include "common/error.h"
@@ -16,9 +19,12 @@ torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, cons
 // How the rotation frequencies change with the extension factor s (spec §3.8, §3.9, §3.14).
 enum class RopeScaling { kNone, kPi, kNtkOld, kNtkAware, kNtkFixed, kNtkMixed, kDynamicNtk, kYarn };
 
-// Throws UserError("position.scaling: ...") listing the accepted names.
-RopeScaling parse_rope_scaling(const std::string& name);
 const char* rope_scaling_name(RopeScaling scaling);
+
+// theta_t for t = 0..dims/2-1 at a given base, float64 on the CPU. The plain spectrum is
+// rope_inverse_frequencies; scalings that change the base (NTK) call the spectrum with the new base.
+using RotarySpectrum = std::function<torch::Tensor(int64_t dims, double base)>;
+torch::Tensor plain_spectrum(int64_t dims, double base);
 
 // Everything that fixes a RoPE variant's frequencies, except the length it is built for.
 struct RopeSpec {
@@ -31,6 +37,7 @@ struct RopeSpec {
   double yarn_alpha = 1.0, yarn_beta = 32.0;
   bool yarn_temperature = true;
   int64_t train_length = 0;
+  RotarySpectrum spectrum = plain_spectrum;
   int64_t dims() const { return rotary_dims > 0 ? rotary_dims : head_dim; }
 };
 
@@ -43,9 +50,25 @@ torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length);
 // yarn_temperature is on and s > 1; 1 otherwise.
 double rope_logit_temperature(const RopeSpec& spec, int64_t context_length);
 
-// Reads and checks `base` and `rotary_dims` (params shared by every rotary scheme); the head
-// dimension must be even when the whole head rotates.
+// How a model built with this spec depends on the evaluated length (SchemeInfo::length_use).
+LengthUse rope_length_use(const RopeSpec& spec);
+
+// The parameters every rotary scheme has (trained: base, rotary_dims) and the frequency-scaling
+// ones (inference-time: scaling, factor, mixed_exponent, yarn_*).
+std::vector<SchemeParam> rotary_params();
+std::vector<SchemeParam> rope_scaling_params();
+// Reads and checks `base` and `rotary_dims`; the head dimension must be even when the whole head
+// rotates.
 RopeSpec rope_spec_from_params(const nlohmann::json& params, const ModelShape& shape);
+// rope_spec_from_params plus the scaling parameters.
+RopeSpec scaled_rope_spec(const nlohmann::json& params, const ModelShape& shape);
+
+// A rotary scheme with its own spectrum: `info` gives name, description, reference and the
+// spectrum's own params; `read_spectrum` checks them (reject_param) and returns the spectrum. The
+// result has the rotary and scaling params too, family "rotary", and builds a Rope.
+using SpectrumReader = std::function<RotarySpectrum(const nlohmann::json& params, const ModelShape& shape)>;
+SchemeInfo rotary_scheme_info(SchemeInfo info, SpectrumReader read_spectrum);
+inline constexpr const char* kRotaryFamily = "rotary";
 
 class Rope : public PositionScheme {
  public:

@@ -18,10 +18,10 @@ Positions from_values(std::vector<double> values, const torch::Device& device) {
 
 Positions training_positions(const PositionSampling& sampling, int64_t length, uint64_t seed, int64_t step,
                              const torch::Device& device) {
-  if (sampling.train == "ordinary") return Positions::arange(length, device);
+  if (sampling.train == TrainPositions::kOrdinary) return Positions::arange(length, device);
   SplitMix64 rng(splitmix64(splitmix64(seed ^ 0x9051ULL) ^ uint64_t(step)));
   std::vector<double> values(length);
-  if (sampling.train == "random") {
+  if (sampling.train == TrainPositions::kRandom) {
     // Partial Fisher-Yates: the first `length` entries of a random permutation of [0, range).
     std::vector<int64_t> pool(sampling.range);
     std::iota(pool.begin(), pool.end(), 0);
@@ -36,7 +36,7 @@ Positions training_positions(const PositionSampling& sampling, int64_t length, u
 }
 
 Positions evaluation_positions(const PositionSampling& sampling, int64_t length, const torch::Device& device) {
-  if (sampling.eval == "ordinary") return Positions::arange(length, device);
+  if (sampling.eval == EvalPositions::kOrdinary) return Positions::arange(length, device);
   std::vector<double> values(length);
   for (int64_t t = 0; t < length; ++t) values[t] = double(t) * double(sampling.range) / double(length);
   return from_values(values, device);

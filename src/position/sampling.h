@@ -1,6 +1,6 @@
 #pragma once
 // Position ids for training steps and evaluation windows (config: position_sampling).
-#include "config/config.h"
+#include "position/sampling_config.h"
 #include "position/scheme.h"
 
 namespace extrap {

@@ -55,24 +55,31 @@ torch::Tensor Sandwich::score_bias(const Positions& positions, int64_t q_begin, 
   return (dot.unsqueeze(0) * head_scales_.to(device).view({n_heads_, 1, 1})).to(torch::kFloat32);
 }
 
-EXTRAP_REGISTER_SCHEME(sandwich, SchemeInfo{
-    "sandwich", "fixed bias (p_i . p_j - d'/2) / (8h/H) from d'-dimensional sinusoidal embeddings",
-    "Chi et al. 2023, Dissecting Transformer Length Extrapolation via the Lens of Receptive Field Analysis",
-    {{"dim", 0, "sinusoid dimension d' (even); 0 means the head dimension d_model / n_heads"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      int64_t dim = param<int64_t>(p, "dim");
-      if (dim < 0) reject_param("dim", "must be >= 0, got " + std::to_string(dim));
-      if (dim == 0) {
-        dim = shape.head_dim();
-        if (dim % 2 != 0) {
-          reject_param("dim", "0 means the head dimension, which is odd (" + std::to_string(dim) +
-                                  " = model.d_model / model.n_heads); set an even position.dim");
-        }
-      } else if (dim % 2 != 0) {
-        reject_param("dim", "must be even, got " + std::to_string(dim));
-      }
-      return std::make_shared<Sandwich>(shape.n_heads, dim);
-    },
-    kBiasHook});
+// The sinusoid dimension d': `dim`, or the head dimension when 0; even either way.
+static int64_t sinusoid_dim(const nlohmann::json& p, const ModelShape& shape) {
+  int64_t dim = param<int64_t>(p, "dim");
+  if (dim < 0) reject_param("dim", "must be >= 0, got " + std::to_string(dim));
+  if (dim == 0) {
+    dim = shape.head_dim();
+    if (dim % 2 != 0) {
+      reject_param("dim", "0 means the head dimension, which is odd (" + std::to_string(dim) +
+                              " = model.d_model / model.n_heads); set an even position.dim");
+    }
+  } else if (dim % 2 != 0) {
+    reject_param("dim", "must be even, got " + std::to_string(dim));
+  }
+  return dim;
+}
+
+EXTRAP_REGISTER_SCHEME(sandwich, [] {
+  SchemeInfo info;
+  info.name = "sandwich";
+  info.description = "fixed bias (p_i . p_j - d'/2) / (8h/H) from d'-dimensional sinusoidal embeddings";
+  info.reference = "Chi et al. 2023, Dissecting Transformer Length Extrapolation via the Lens of Receptive Field Analysis";
+  info.params = {{"dim", 0, "sinusoid dimension d' (even); 0 means the head dimension d_model / n_heads"}};
+  return define_scheme<Sandwich, kBiasHook>(info, sinusoid_dim, [](int64_t dim, const ModelShape& shape) {
+    return std::make_shared<Sandwich>(shape.n_heads, dim);
+  });
+}());
 
 }  // namespace extrap

@@ -4,12 +4,13 @@
 //   transform_qk     rotates or rescales queries and keys before the scores (RoPE family, xPos); may
 //                    also supply a second "far" query/key pair for a custom two-pass score (ReRoPE)
 //   score_bias       additive bias on a block of attention scores (ALiBi, T5, KERPLE, ...)
-//   max_length       the longest sequence the scheme can represent (learned tables)
+//   after_optimizer_step  projects constrained parameters back into their set (KERPLE)
 // Position-id transforms (random or interpolated positions) happen before the hooks, in Positions.
 // The model and attention code call the hooks and never branch on a scheme's name. Schemes are
 // torch modules so that learnable parameters are registered, saved and optimized like any other.
 #include <torch/torch.h>
 
+#include "common/text.h"
 #include "position/scheme_info.h"
 
 namespace extrap {
@@ -53,8 +54,6 @@ class PositionScheme : public torch::nn::Module {
                                    int64_t k_end) {
     return {};
   }
-  // Longest window (in tokens) the scheme can represent; 0 means unbounded.
-  virtual int64_t max_length() const { return 0; }
   // Called by the trainer after every optimizer step: schemes with constrained parameters project
   // them back into their set here, so checkpoints always hold valid values.
   virtual void after_optimizer_step() {}
@@ -73,8 +72,43 @@ T param(const nlohmann::json& params, const char* key) {
 // Throws UserError("<key>: <problem>") for use inside scheme factories.
 [[noreturn]] void reject_param(const std::string& key, const std::string& problem);
 
+// The hooks (kEmbeddingHook | kQueryKeyHook | kBiasHook) that class S overrides or inherits from a
+// scheme other than PositionScheme: &S::f names PositionScheme's member only when S leaves f alone.
+template <typename S>
+constexpr unsigned overridden_hooks() {
+  unsigned hooks = 0;
+  if (!std::is_same_v<decltype(&S::input_embedding), decltype(&PositionScheme::input_embedding)>) hooks |= kEmbeddingHook;
+  if (!std::is_same_v<decltype(&S::transform_qk), decltype(&PositionScheme::transform_qk)>) hooks |= kQueryKeyHook;
+  if (!std::is_same_v<decltype(&S::score_bias), decltype(&PositionScheme::score_bias)>) hooks |= kBiasHook;
+  return hooks;
+}
+
+// Completes `info` for scheme class S with typed parameters: `read(params, shape)` checks the
+// resolved JSON params and returns S's parameter struct (throwing UserError through reject_param);
+// `build(typed, shape)` constructs S. Validation calls only `read`, so it builds nothing and draws
+// no random numbers. Hooks are declared here and checked at compile time against S.
+template <typename S, unsigned Hooks, typename Read, typename Build>
+SchemeInfo define_scheme(SchemeInfo info, Read read, Build build) {
+  static_assert((Hooks & (kEmbeddingHook | kQueryKeyHook | kBiasHook)) == overridden_hooks<S>(),
+                "the declared hooks must be exactly those the scheme class implements");
+  info.hooks = Hooks;
+  info.check = [read](const nlohmann::json& params, const ModelShape& shape) { (void)read(params, shape); };
+  info.create = [read, build](const nlohmann::json& params, const ModelShape& shape) -> std::shared_ptr<PositionScheme> {
+    return build(read(params, shape), shape);
+  };
+  return info;
+}
+
+// The `base` parameter of rotary and sinusoidal schemes, checked to be > 1.
+double read_base(const nlohmann::json& params);
+
+// For schemes without parameters.
+struct NoParams {};
+inline NoParams read_no_params(const nlohmann::json&, const ModelShape&) { return {}; }
+
 }  // namespace extrap
 
-// Registers a scheme from its own .cpp file at static-initialisation time.
+// Registers a scheme from its own .cpp file at static-initialisation time; the argument is a
+// SchemeInfo (usually from define_scheme).
 #define EXTRAP_REGISTER_SCHEME(tag, ...) \
   static const bool extrap_scheme_registered_##tag = ::extrap::register_scheme(__VA_ARGS__)

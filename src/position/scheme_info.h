@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "position/position_config.h"
+
 namespace extrap {
 
 class PositionScheme;
@@ -17,6 +19,10 @@ struct SchemeParam {
   std::string name;
   nlohmann::json default_value;  // also fixes the accepted JSON type
   std::string description;
+  // An inference-time knob (frequency scaling, a ReRoPE window): a treatment may set it, and a
+  // switch to another scheme drops it. Other parameters describe what the weights were trained
+  // with: treatments cannot change them, and a switch keeps them when the new scheme has them.
+  bool inference = false;
 };
 
 // What a scheme may depend on besides its own parameters.
@@ -33,24 +39,43 @@ struct ModelShape {
 };
 
 // Which hooks a scheme implements (a bit set), so the config can reject impossible combinations
-// before anything is built.
+// before anything is built. Registration checks the first three against what the class overrides.
 enum SchemeHooks : unsigned {
-  kEmbeddingHook = 1,  // adds an input embedding: only valid as the model-wide scheme
-  kQueryKeyHook = 2,   // transforms q and k
-  kBiasHook = 4,       // additive score bias
-  kFarPassHook = 8,    // custom two-pass score (ReRoPE family)
+  kEmbeddingHook = 1,  // input_embedding: only valid as the model-wide scheme
+  kQueryKeyHook = 2,   // transform_qk
+  kBiasHook = 4,       // score_bias
+  kFarPassHook = 8,    // transform_qk sets a far pair: a two-pass score (ReRoPE family)
 };
 
+// How a built scheme depends on the length it is built for (ModelShape::context_length).
+enum class LengthUse {
+  kNone,       // not at all
+  kPerLength,  // fixed per evaluated length (PI, NTK-aware, YaRN with a derived factor)
+  kDynamic,    // meant to follow the position within a window (dynamic NTK): dynamic by default
+};
+
+using SchemeFactory = std::function<std::shared_ptr<PositionScheme>(const nlohmann::json&, const ModelShape&)>;
+using SchemeCheck = std::function<void(const nlohmann::json&, const ModelShape&)>;
+
+// Filled field by field in each scheme's file (see docs/extending.md).
 struct SchemeInfo {
   std::string name;
   std::string description;
   std::string reference;
   std::vector<SchemeParam> params;
-  // Builds the scheme from fully resolved params; throws UserError("<param>: <problem>") on bad values.
-  std::function<std::shared_ptr<PositionScheme>(const nlohmann::json& params, const ModelShape& shape)> create;
   unsigned hooks = 0;              // SchemeHooks
-  bool integer_positions = false;  // needs integer positions (table lookups)
-  bool rotary = false;             // a RoPE-family scheme (inference-time RoPE treatments apply)
+  bool integer_positions = false;  // looks positions up in a table: needs integer positions
+  // Schemes of one family read the trained weights the same way, so a treatment may switch a layer
+  // between them (all rotary schemes: "rotary"). Empty: no switch at inference.
+  std::string family;
+  // Value checks of fully resolved params, building nothing; throws UserError("position.<param>: ...").
+  SchemeCheck check;
+  // The longest window the params can represent (0: unbounded); unset means unbounded.
+  std::function<int64_t(const nlohmann::json&, const ModelShape&)> max_length;
+  // Unset means LengthUse::kNone.
+  std::function<LengthUse(const nlohmann::json&)> length_use;
+  SchemeFactory create;  // builds the scheme from checked params
+  const SchemeParam* find_param(const std::string& param) const;
 };
 
 // Registration happens from each scheme's own file (see EXTRAP_REGISTER_SCHEME in scheme.h).
@@ -63,9 +88,19 @@ const SchemeInfo& find_scheme(const std::string& name);
 // unknown keys and types. Error messages name "position.<key>".
 nlohmann::json resolve_scheme_params(const SchemeInfo& info, const nlohmann::json& given);
 
-// Builds the scheme once to run its value checks; throws UserError naming the parameter.
-void validate_scheme(const std::string& name, const nlohmann::json& params, const ModelShape& shape);
+// A "position" object ({"scheme": name, ...params}) resolved against the registry and checked
+// (without building the scheme); errors name `key` (e.g. "layers[1].position").
+PositionConfig resolve_position(const nlohmann::json& position, const std::string& key, const ModelShape& shape);
+
 // The longest window the scheme built from these params can represent (0: unbounded).
-int64_t scheme_max_length(const std::string& name, const nlohmann::json& params, const ModelShape& shape);
+int64_t scheme_max_length(const PositionConfig& position, const ModelShape& shape);
+LengthUse scheme_length_use(const PositionConfig& position);
+
+// The one rule for switching schemes, used wherever a "position" object is laid over another
+// (`extends`, `--set`, treatments and their layer entries): the result keeps the previous scheme's
+// trained (non-inference) parameters that the new scheme also has, then takes the overlay's;
+// every other previous value is dropped and named in one warning line (prefixed by `key`).
+// Without a "scheme" in the overlay (or with the same one) the objects merge key by key.
+nlohmann::json overlay_position(const nlohmann::json& previous, const nlohmann::json& overlay, const std::string& key);
 
 }  // namespace extrap

@@ -31,13 +31,16 @@ class SinusoidalPositions : public PositionScheme {
 
 }  // namespace
 
-EXTRAP_REGISTER_SCHEME(sinusoidal, SchemeInfo{
-    "sinusoidal", "fixed sin/cos absolute positions added to the token embeddings",
-    "Vaswani et al. 2017, Attention Is All You Need", {{"base", 10000.0, "wavelength base"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      const double base = param<double>(p, "base");
-      if (!(base > 1.0)) reject_param("base", "must be > 1, got " + std::to_string(base));
-      return std::make_shared<SinusoidalPositions>(shape.d_model, base);
-    }, kEmbeddingHook});
+EXTRAP_REGISTER_SCHEME(sinusoidal, [] {
+  SchemeInfo info;
+  info.name = "sinusoidal";
+  info.description = "fixed sin/cos absolute positions added to the token embeddings";
+  info.reference = "Vaswani et al. 2017, Attention Is All You Need";
+  info.params = {{"base", 10000.0, "wavelength base"}};
+  const auto read = [](const nlohmann::json& p, const ModelShape&) { return read_base(p); };
+  return define_scheme<SinusoidalPositions, kEmbeddingHook>(info, read, [](double base, const ModelShape& shape) {
+    return std::make_shared<SinusoidalPositions>(shape.d_model, base);
+  });
+}());
 
 }  // namespace extrap

@@ -50,26 +50,40 @@ torch::Tensor T5Bias::score_bias(const Positions& positions, int64_t q_begin, in
       .view({n_heads_, block.rows(), block.keys()});
 }
 
-EXTRAP_REGISTER_SCHEME(t5, SchemeInfo{
-    "t5", "learnable per-head bias table[h, bucket(i - j)] over causal T5 buckets (exact, then log-spaced)",
-    "Raffel et al. 2020 (T5), HF _relative_position_bucket(bidirectional=False)",
-    {{"num_buckets", 32, "number of buckets; the first num_buckets/2 are exact distances"},
-     {"max_distance", 128, "distances >= this share the last bucket"},
-     {"init_std", 0.0, "table initialisation: 0 = zeros; > 0 = N(0, init_std^2) (HF T5: d_model^-0.5)"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      const auto num_buckets = param<int64_t>(p, "num_buckets");
-      const auto max_distance = param<int64_t>(p, "max_distance");
-      const auto init_std = param<double>(p, "init_std");
-      if (num_buckets < 2) reject_param("num_buckets", "must be >= 2, got " + std::to_string(num_buckets));
-      if (max_distance <= num_buckets / 2) {
-        reject_param("max_distance", "must exceed num_buckets / 2 = " + std::to_string(num_buckets / 2) + ", got " +
-                                         std::to_string(max_distance));
-      }
-      if (!(init_std >= 0) || !std::isfinite(init_std)) {
-        reject_param("init_std", "must be a finite number >= 0, got " + nlohmann::json(init_std).dump());
-      }
-      return std::make_shared<T5Bias>(shape.n_heads, num_buckets, max_distance, init_std);
-    },
-    kBiasHook, /*integer_positions=*/true});
+namespace {
+
+struct T5Params {
+  int64_t num_buckets, max_distance;
+  double init_std;
+};
+
+T5Params read_t5(const nlohmann::json& p, const ModelShape&) {
+  const T5Params t{param<int64_t>(p, "num_buckets"), param<int64_t>(p, "max_distance"), param<double>(p, "init_std")};
+  if (t.num_buckets < 2) reject_param("num_buckets", "must be >= 2, got " + std::to_string(t.num_buckets));
+  if (t.max_distance <= t.num_buckets / 2) {
+    reject_param("max_distance", "must exceed num_buckets / 2 = " + std::to_string(t.num_buckets / 2) + ", got " +
+                                     std::to_string(t.max_distance));
+  }
+  if (!(t.init_std >= 0) || !std::isfinite(t.init_std)) {
+    reject_param("init_std", "must be a finite number >= 0, got " + format_number(t.init_std));
+  }
+  return t;
+}
+
+}  // namespace
+
+EXTRAP_REGISTER_SCHEME(t5, [] {
+  SchemeInfo info;
+  info.name = "t5";
+  info.description = "learnable per-head bias table[h, bucket(i - j)] over causal T5 buckets (exact, then log-spaced)";
+  info.reference = "Raffel et al. 2020 (T5), HF _relative_position_bucket(bidirectional=False)";
+  info.params = {{"num_buckets", 32, "number of buckets; the first num_buckets/2 are exact distances"},
+                 {"max_distance", 128, "distances >= this share the last bucket"},
+                 {"init_std", 0.0, "table initialisation: 0 = zeros; > 0 = N(0, init_std^2) (HF T5: d_model^-0.5)"}};
+  info.integer_positions = true;
+  return define_scheme<T5Bias, kBiasHook>(info, read_t5, [](const T5Params& t, const ModelShape& shape) {
+    return std::make_shared<T5Bias>(shape.n_heads, t.num_buckets, t.max_distance, t.init_std);
+  });
+}());
 
 }  // namespace extrap

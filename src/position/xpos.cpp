@@ -38,10 +38,10 @@ std::vector<torch::Tensor> XPos::tables(const Positions& positions) const {
   }
   const double max_power = std::max(centre - lo, hi - centre) / scale_base_;
   if (max_power * std::log(1.4 / 0.4) > kXposMaxLogScale) {
-    throw UserError("xpos: positions " + std::to_string(lo) + ".." + std::to_string(hi) + " need decay factors up to e^" +
-                    std::to_string(max_power * std::log(1.4 / 0.4)) +
+    throw UserError("xpos: positions " + format_number(lo) + ".." + format_number(hi) + " need decay factors up to e^" +
+                    format_number(max_power * std::log(1.4 / 0.4)) +
                     ", beyond float32's range (at most " + std::to_string(xpos_max_length(scale_base_)) +
-                    " positions with position.scale_base = " + std::to_string(scale_base_) + ")");
+                    " positions with position.scale_base = " + format_number(scale_base_) + ")");
   }
   const auto options = p.options();
   const auto power = ((p - centre) / scale_base_).unsqueeze(1);            // [T, 1]
@@ -69,28 +69,44 @@ void XPos::transform_qk(QueryKey& qk, const Positions& positions) {
   qk.k = rope_rotate(qk.k, t[2], t[3]);
 }
 
-EXTRAP_REGISTER_SCHEME(xpos, SchemeInfo{
-    "xpos", "rotary embedding with an exponential decay zeta_t^((i - j)/scale_base) of each pair's score",
-    "Sun et al. 2022, A Length-Extrapolatable Transformer (xPos); code: microsoft/torchscale",
-    {{"base", 10000.0, "rotation base b in theta_t = b^(-2t/d)"},
-     {"scale_base", 512.0, "decay length: pair t's score is scaled by zeta_t^((i - j)/scale_base)"}},
-    [](const nlohmann::json& p, const ModelShape& shape) {
-      const double base = param<double>(p, "base");
-      if (!(base > 1.0)) reject_param("base", "must be > 1, got " + std::to_string(base));
-      const double scale_base = param<double>(p, "scale_base");
-      if (!(scale_base > 0.0)) reject_param("scale_base", "must be > 0, got " + std::to_string(scale_base));
-      if (xpos_max_length(scale_base) < shape.train_length) {
-        reject_param("scale_base", std::to_string(scale_base) + " lets the decay factors cover only " +
-                                       std::to_string(xpos_max_length(scale_base)) +
-                                       " positions in float32, fewer than data.train_length = " +
-                                       std::to_string(shape.train_length));
-      }
-      if (shape.head_dim() % 2 != 0) {
-        throw UserError("model.d_model / model.n_heads = " + std::to_string(shape.head_dim()) +
-                        " is odd; xpos rotates pairs and needs an even head dimension");
-      }
-      return std::make_shared<XPos>(shape.head_dim(), base, scale_base);
-    },
-    kQueryKeyHook, false, true});
+namespace {
+
+struct XPosParams {
+  double base, scale_base;
+};
+
+XPosParams read_xpos(const nlohmann::json& p, const ModelShape& shape) {
+  const XPosParams x{read_base(p), param<double>(p, "scale_base")};
+  if (!(x.scale_base > 0.0)) reject_param("scale_base", "must be > 0, got " + format_number(x.scale_base));
+  if (xpos_max_length(x.scale_base) < shape.train_length) {
+    reject_param("scale_base", format_number(x.scale_base) + " lets the decay factors cover only " +
+                                   std::to_string(xpos_max_length(x.scale_base)) +
+                                   " positions in float32, fewer than data.train_length = " +
+                                   std::to_string(shape.train_length));
+  }
+  if (shape.head_dim() % 2 != 0) {
+    throw UserError("model.d_model / model.n_heads = " + std::to_string(shape.head_dim()) +
+                    " is odd; xpos rotates pairs and needs an even head dimension");
+  }
+  return x;
+}
+
+}  // namespace
+
+EXTRAP_REGISTER_SCHEME(xpos, [] {
+  SchemeInfo info;
+  info.name = "xpos";
+  info.description = "rotary embedding with an exponential decay zeta_t^((i - j)/scale_base) of each pair's score";
+  info.reference = "Sun et al. 2022, A Length-Extrapolatable Transformer (xPos); code: microsoft/torchscale";
+  info.params = {rotary_params()[0],
+                 {"scale_base", 512.0, "decay length: pair t's score is scaled by zeta_t^((i - j)/scale_base)"}};
+  info.family = kRotaryFamily;
+  info.max_length = [](const nlohmann::json& p, const ModelShape&) {
+    return xpos_max_length(param<double>(p, "scale_base"));
+  };
+  return define_scheme<XPos, kQueryKeyHook>(info, read_xpos, [](const XPosParams& x, const ModelShape& shape) {
+    return std::make_shared<XPos>(shape.head_dim(), x.base, x.scale_base);
+  });
+}());
 
 }  // namespace extrap

@@ -20,7 +20,6 @@ class XPos : public PositionScheme {
  public:
   XPos(int64_t head_dim, double base, double scale_base);
   void transform_qk(QueryKey& qk, const Positions& positions) override;
-  int64_t max_length() const override { return xpos_max_length(scale_base_); }
   // float32 tables [T, head_dim] like Rope::cos_sin with the decay folded in: query tables (scale
   // zeta^power) and key tables (zeta^-power). Order: cos_q, sin_q, cos_k, sin_k.
   std::vector<torch::Tensor> tables(const Positions& positions) const;
