@@ -1,5 +1,5 @@
-// End to end: prepare a generated corpus, train tiny runs (with an exact resume), evaluate them at
-// several lengths and render reports; plus the evaluation protocol and the batch sampler.
+// End to end: prepare a generated corpus, train tiny runs, evaluate them at several lengths and
+// render reports; plus the evaluation protocol and the batch sampler (resume: test_resume.cpp).
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "test_helpers.h"
+#include "tiny_run.h"
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -36,6 +37,7 @@ namespace extrap {
 namespace {
 
 using test::contains;
+using test::read_metrics;
 using test::user_error_message;
 
 namespace fs = std::filesystem;
@@ -132,111 +134,8 @@ std::map<std::string, std::pair<std::string, fs::file_time_type>> snapshot(const
   return files;
 }
 
-std::vector<json> read_metrics(const fs::path& file) {
-  std::vector<json> lines;
-  std::istringstream in(read_text_file(file));
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(json::parse(line));
-  }
-  return lines;
-}
-
-class TrainEvalTest : public ::testing::Test {
+class TrainEvalTest : public test::TinyRunTest {
  protected:
-  static void SetUpTestSuite() {
-    torch::set_num_threads(1);
-    root_ = fs::temp_directory_path() / ("extrap_test_train_eval_" + std::to_string(::getpid()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    write_corpus(root_ / "corpus", 30);
-    PrepareOptions prepare;
-    prepare.corpus = "text";
-    prepare.input = root_ / "corpus";
-    prepare.output = root_ / "dataset";
-    prepare.seed = 3;
-    prepare.val_fraction = 0.1;
-    prepare.test_fraction = 0.1;
-    prepare_dataset(prepare);
-
-    write_file_atomic(root_ / "tiny.json", tiny_config().dump(2));
-  }
-  static void TearDownTestSuite() {
-    if (!root_.empty()) fs::remove_all(root_);
-    root_.clear();
-    run_a_.clear();
-  }
-
-  // English-like documents of 700-1100 bytes from a small vocabulary and a fixed generator.
-  static void write_corpus(const fs::path& dir, int count) {
-    static const char* words[] = {"the", "a", "river", "stone", "ran", "over", "quiet", "hills", "and", "then",
-                                  "old", "men", "spoke", "of", "rain", "bright", "morning", "we", "saw", "light",
-                                  "into", "town", "with", "small", "dogs", "under", "green", "trees", "long", "ago"};
-    uint64_t state = 88172645463325252ULL;
-    auto next = [&state] {
-      state ^= state << 13;
-      state ^= state >> 7;
-      state ^= state << 17;
-      return state;
-    };
-    fs::create_directories(dir);
-    for (int d = 0; d < count; ++d) {
-      std::string text;
-      const std::size_t target = 700 + next() % 400;
-      bool sentence_start = true;
-      while (text.size() < target) {
-        std::string word = words[next() % (sizeof words / sizeof *words)];
-        if (sentence_start) word[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(word[0])));
-        text += word;
-        sentence_start = next() % 9 == 0;
-        text += sentence_start ? ".\n" : " ";
-      }
-      char name[32];
-      std::snprintf(name, sizeof name, "doc%02d.txt", d);
-      std::ofstream(dir / name, std::ios::binary) << text << ".\n";
-    }
-  }
-
-  static json tiny_config() {
-    return {{"seed", 7},
-            {"model", {{"d_model", 32}, {"n_layers", 2}, {"n_heads", 2}, {"dropout", 0.1}}},
-            {"position", {{"scheme", "rope"}}},
-            {"data", {{"dataset", (root_ / "dataset").string()}, {"train_length", 32}}},
-            {"train",
-             {{"batch_size", 4}, {"steps", 8}, {"warmup_steps", 2}, {"checkpoint_interval", 4}, {"eval_interval", 4},
-              {"log_interval", 1}, {"keep_checkpoints", 10}, {"eval_tokens", 512}}}};
-  }
-
-  // train() adds a file sink for RUN/train.log to the default logger and never removes it; keep
-  // the logger's sinks as they were so that one run's log does not collect the lines of later runs.
-  static void train_quietly(const TrainOptions& options) {
-    auto& sinks = spdlog::default_logger()->sinks();
-    const auto saved = sinks;
-    try {
-      train(options);
-    } catch (...) {
-      sinks = saved;
-      throw;
-    }
-    sinks = saved;
-  }
-
-  static void train_run(const fs::path& out, const std::vector<std::string>& overrides = {}) {
-    TrainOptions options;
-    options.config_path = (root_ / "tiny.json").string();
-    options.overrides = overrides;
-    options.out = out;
-    train_quietly(options);
-  }
-
-  // The reference run, trained straight through once per process.
-  static const fs::path& run_a() {
-    if (run_a_.empty()) {
-      run_a_ = root_ / "run_a";
-      train_run(run_a_);
-    }
-    return run_a_;
-  }
-
   static json eval_quietly(const EvalOptions& options) {
     const auto level = spdlog::default_logger()->level();
     spdlog::default_logger()->set_level(spdlog::level::warn);
@@ -262,12 +161,7 @@ class TrainEvalTest : public ::testing::Test {
     return options;
   }
 
-  static fs::path root_;
-  static fs::path run_a_;
 };
-
-fs::path TrainEvalTest::root_;
-fs::path TrainEvalTest::run_a_;
 
 TEST_F(TrainEvalTest, TrainingWritesACompleteRun) {
   const fs::path& run = run_a();
@@ -295,63 +189,6 @@ TEST_F(TrainEvalTest, TrainingWritesACompleteRun) {
   EXPECT_GT(metrics.front().at("loss").get<double>(), 4.5);
   EXPECT_EQ(read_json_file(run / "DONE").at("step"), 8);
   EXPECT_EQ(read_json_file(run / "config.json").at("train").at("steps"), 8);
-}
-
-TEST_F(TrainEvalTest, ResumeIsBitIdentical) {
-  const fs::path& a = run_a();
-  const fs::path b = root_ / "run_b";
-  train_run(b);
-  const fs::path step4 = b / "checkpoints" / "step_00000004";
-  const fs::path step8 = b / "checkpoints" / "step_00000008";
-  ASSERT_TRUE(fs::is_directory(step4));
-  ASSERT_TRUE(fs::is_directory(step8));
-
-  // Pretend the run stopped right after its step-4 checkpoint.
-  fs::remove(b / "DONE");
-  fs::remove_all(step8);
-  const auto metrics_before = read_metrics(b / "metrics.jsonl");
-  const auto step4_model_time = fs::last_write_time(step4 / "model.safetensors");
-  const std::string step4_model = read_text_file(step4 / "model.safetensors");
-
-  TrainOptions resume;
-  resume.out = b;
-  resume.resume = true;
-  train_quietly(resume);
-
-  ASSERT_TRUE(fs::is_directory(step8)) << "the resumed run did not redo steps 5..8";
-  EXPECT_TRUE(fs::exists(b / "DONE"));
-  EXPECT_TRUE(contains(read_text_file(b / "train.log"), "from step 4"));
-  // It continued from the step-4 checkpoint instead of starting over: that checkpoint and the
-  // timing-dependent metric lines of steps 1..4 are untouched.
-  EXPECT_EQ(fs::last_write_time(step4 / "model.safetensors"), step4_model_time);
-  EXPECT_EQ(read_text_file(step4 / "model.safetensors"), step4_model);
-  const auto metrics_b = read_metrics(b / "metrics.jsonl");
-  std::size_t kept = 0;
-  for (const auto& line : metrics_before) {
-    if (line.at("step").get<int64_t>() > 4) continue;
-    ASSERT_LT(kept, metrics_b.size());
-    EXPECT_EQ(metrics_b[kept], line) << "line " << kept;
-    ++kept;
-  }
-  EXPECT_EQ(kept, 5u);  // steps 1..4 and the validation at step 4
-
-  const auto metrics_a = read_metrics(a / "metrics.jsonl");
-  ASSERT_EQ(metrics_a.size(), metrics_b.size());
-  for (std::size_t i = 0; i < metrics_a.size(); ++i) {
-    SCOPED_TRACE("metrics line " + std::to_string(i));
-    EXPECT_EQ(metrics_a[i].at("step"), metrics_b[i].at("step"));
-    for (const char* key : {"loss", "val_loss", "lr", "grad_norm"}) {
-      ASSERT_EQ(metrics_a[i].contains(key), metrics_b[i].contains(key)) << key;
-      if (metrics_a[i].contains(key)) {
-        EXPECT_EQ(metrics_a[i][key].get<double>(), metrics_b[i][key].get<double>()) << key;
-      }
-    }
-  }
-  for (const char* file : {"model.safetensors", "optimizer.safetensors"}) {
-    EXPECT_TRUE(read_text_file(a / "checkpoints" / "step_00000008" / file) == read_text_file(step8 / file))
-        << file << " differs after resume";
-  }
-  EXPECT_EQ(read_json_file(a / "DONE").at("val_loss"), read_json_file(b / "DONE").at("val_loss"));
 }
 
 TEST_F(TrainEvalTest, OnlyTheNewestCheckpointsAreKept) {

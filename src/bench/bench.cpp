@@ -7,6 +7,7 @@
 #include "model/gpt.h"
 #include "position/sampling.h"
 #include "train/adamw.h"
+#include "train/step.h"
 
 namespace extrap {
 namespace {
@@ -61,23 +62,22 @@ nlohmann::json run_bench(const BenchOptions& options) {
   for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
   AdamW optimizer(named, {0.9, 0.999, 1e-8, 0.01});  // torch.optim.AdamW defaults, as in the reference
   const auto tokens = torch::randint(0, config.model.vocab_size, {batch, length + 1}, torch::TensorOptions(torch::kInt64).device(device));
+  const double grad_clip = config.train.grad_clip;  // as `extrap train` clips, 1.0 unless --set
   int64_t step = 0;
-  auto train_step = [&] {
+  // The very step `extrap train` runs, at a fixed learning rate.
+  auto timed_step = [&] {
     const auto positions = training_positions(config.position_sampling, length, config.seed, step++, device);
-    auto logits = model->forward(tokens.slice(1, 0, length), positions);
-    auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), tokens.slice(1, 1).reshape({-1}));
-    optimizer.zero_grad();
-    loss.backward();
-    optimizer.step(1e-3);
-    (void)loss.item<float>();
+    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip).applied) {
+      throw std::runtime_error("bench: non-finite loss or gradient norm on random tokens");
+    }
   };
-  for (int i = 0; i < options.warmup; ++i) train_step();
+  for (int i = 0; i < options.warmup; ++i) timed_step();
   if (std::getenv("EXTRAP_PROFILE")) {
     torch::autograd::profiler::RecordProfile guard(std::getenv("EXTRAP_PROFILE"));
-    for (int i = 0; i < 3; ++i) train_step();
+    for (int i = 0; i < 3; ++i) timed_step();
   }
   auto start = Clock::now();
-  for (int i = 0; i < options.steps; ++i) train_step();
+  for (int i = 0; i < options.steps; ++i) timed_step();
   const double step_seconds = seconds_since(start) / options.steps;
 
   const int64_t params = model->parameter_count();
@@ -104,7 +104,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
           {"device", options.device},
           {"threads", torch::get_num_threads()},
           {"train", {{"step_ms", step_seconds * 1e3}, {"tokens_per_s", batch * length / step_seconds}, {"gflops", gflops},
-                     {"steps_timed", options.steps}}},
+                     {"steps_timed", options.steps}, {"grad_clip", grad_clip}}},
           {"eval", {{"length", options.eval_length}, {"seconds", eval_seconds},
                     {"tokens_per_s", options.eval_length / eval_seconds}, {"peak_rss_mib", peak_rss_mib()}}},
           {"matmul_peak_gflops", peak},

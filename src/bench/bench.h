@@ -15,7 +15,8 @@ struct BenchOptions {
   std::vector<std::string> overrides;  // --set key=value on the reference config (scheme, attention)
 };
 
-// Times training steps of the fixed reference model (d_model 256, 4 layers, 4 heads, length 256,
+// Times training steps (train_step, the step `extrap train` runs: clipping at train.grad_clip and the
+// schemes' post-update hooks included) of the fixed reference model (d_model 256, 4 layers, 4 heads, length 256,
 // batch 16, byte vocabulary, RoPE; the same model as shared/bench/nanogpt_step.py), one eval
 // forward at `eval_length`, and a large matmul as the machine's peak. See docs/performance.md.
 nlohmann::json run_bench(const BenchOptions& options);

@@ -1,5 +1,6 @@
 #include "model/gpt.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace extrap {
@@ -88,6 +89,16 @@ void GPTImpl::init_weights() {
 
 void GPTImpl::set_attention_block(int64_t block) {
   for (auto& block_module : *blocks_) block_module->as<BlockImpl>()->attn->set_block_size(block);
+}
+
+void GPTImpl::after_optimizer_step() {
+  std::vector<PositionScheme*> done{scheme_.get()};
+  scheme_->after_optimizer_step();
+  for (const auto& scheme : layer_schemes_) {
+    if (std::find(done.begin(), done.end(), scheme.get()) != done.end()) continue;
+    done.push_back(scheme.get());
+    scheme->after_optimizer_step();
+  }
 }
 
 int64_t GPTImpl::parameter_count() const {

@@ -86,19 +86,23 @@ TensorMap AdamW::state() const {
 }
 
 void AdamW::load_state(const TensorMap& state, const std::string& source) {
-  auto fetch = [&](const std::string& key, const torch::Tensor& like) {
+  const TensorMap expected = this->state();
+  for (const auto& [key, tensor] : state) {
+    if (expected.count(key) == 0) throw UserError(source + ": optimizer state " + key + " belongs to no parameter of this model");
+  }
+  auto fetch = [&](const std::string& key) {
     auto it = state.find(key);
-    if (it == state.end() || it->second.sizes() != like.sizes()) {
+    if (it == state.end() || it->second.sizes() != expected.at(key).sizes()) {
       throw UserError(source + ": optimizer state " + key + " is missing or has the wrong shape");
     }
     return it->second;
   };
   torch::NoGradGuard no_grad;
   for (auto& slot : slots_) {
-    slot.exp_avg.copy_(fetch("exp_avg." + slot.name, slot.exp_avg));
-    slot.exp_avg_sq.copy_(fetch("exp_avg_sq." + slot.name, slot.exp_avg_sq));
+    slot.exp_avg.copy_(fetch("exp_avg." + slot.name));
+    slot.exp_avg_sq.copy_(fetch("exp_avg_sq." + slot.name));
   }
-  steps_ = fetch("step", torch::zeros({1})).item<int64_t>();
+  steps_ = fetch("step").item<int64_t>();
 }
 
 }  // namespace extrap

@@ -10,6 +10,7 @@
 // directory named step_* is complete; the latest is the one with the highest step.
 #include <filesystem>
 #include <optional>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -34,8 +35,12 @@ fs::path checkpoint_dir(const fs::path& run_dir, int64_t step);
 // (so a checkpoint directory copied elsewhere still describes its model), then prunes to `keep`.
 void save_checkpoint(const fs::path& run_dir, GPT& model, const AdamW& optimizer, const TrainingState& state,
                      const nlohmann::json& config, int64_t keep);
-// Restores weights (and the optimizer, if given); returns the stored state.
+// Restores weights (and the optimizer, if given); returns the stored state. The files must carry
+// this version's format tags and exactly the model's tensors; anything wrong with them (a corrupt
+// or truncated file included) is a UserError naming the file.
 TrainingState load_checkpoint(const fs::path& checkpoint, GPT& model, AdamW* optimizer);
+// Deletes the step_*.tmp directories that a process killed while saving left behind; returns them.
+std::vector<fs::path> remove_unfinished_checkpoints(const fs::path& run_dir);
 
 // Named model tensors as saved: parameters and buffers, by their module path (docs/model.md).
 TensorMap model_tensors(GPT& model);

@@ -2,35 +2,29 @@
 
 #include <spdlog/sinks/basic_file_sink.h>
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <fstream>
-#include <limits>
 #include <sstream>
 
 #include "common/error.h"
 #include "common/files.h"
 #include "common/random.h"
 #include "common/runtime.h"
+#include "common/text.h"
 #include "common/version.h"
 #include "config/config.h"
 #include "data/dataset.h"
 #include "model/gpt.h"
 #include "position/sampling.h"
 #include "train/checkpoint.h"
+#include "train/interrupt.h"
 #include "train/schedule.h"
+#include "train/step.h"
 
 namespace extrap {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-std::atomic<int> g_signal{0};
-
-void on_signal(int signal_number) {
-  g_signal = signal_number;
-  std::signal(signal_number, SIG_DFL);  // a second Ctrl-C kills at once; checkpoints are atomic anyway
-}
 
 // For the duration of a training run: log to RUN/train.log too, and turn SIGINT/SIGTERM into a
 // checkpoint-and-exit request. Both are undone when the run ends, however it ends.
@@ -39,25 +33,20 @@ class RunSession {
   explicit RunSession(const fs::path& run_dir)
       : sink_(std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string())) {
     spdlog::default_logger()->sinks().push_back(sink_);
-    g_signal = 0;
-    previous_int_ = std::signal(SIGINT, on_signal);
-    previous_term_ = std::signal(SIGTERM, on_signal);
   }
   ~RunSession() {
-    std::signal(SIGINT, previous_int_);
-    std::signal(SIGTERM, previous_term_);
     auto& sinks = spdlog::default_logger()->sinks();
     sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
   }
   RunSession(const RunSession&) = delete;
   RunSession& operator=(const RunSession&) = delete;
 
+  int signal_received() const { return interrupts_.received(); }
+
  private:
   std::shared_ptr<spdlog::sinks::basic_file_sink_mt> sink_;
-  void (*previous_int_)(int);
-  void (*previous_term_)(int);
+  InterruptGuard interrupts_;
 };
-
 
 std::string format_duration(double seconds) {
   const auto total = static_cast<long long>(seconds + 0.5);
@@ -152,14 +141,31 @@ void append_metrics(const fs::path& file, const nlohmann::json& entry) {
   out << entry.dump() << "\n";
 }
 
-// On resume, drop metric lines logged after the checkpoint: those steps are about to be redone.
+// On resume, drop metric lines logged after the checkpoint: those steps are about to be redone. A
+// last line that is not a record was cut short by a kill or a power cut while it was appended, so
+// it is dropped too; a bad line before the last is corruption that needs a person.
 void truncate_metrics(const fs::path& file, int64_t step) {
   if (!fs::exists(file)) return;
-  std::ifstream in(file);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    if (nlohmann::json::parse(line).value("step", int64_t(0)) <= step) kept += line + "\n";
+  std::vector<std::pair<int, std::string>> lines;  // (line number, text), blank lines left out
+  std::istringstream in(read_text_file(file));
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (!line.empty()) lines.emplace_back(number, line);
+  }
+  std::string kept;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto& [line_number, text] = lines[i];
+    const auto record = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object() || !record.contains("step") || !record["step"].is_number_integer()) {
+      if (i + 1 < lines.size()) {
+        throw UserError(file.string() + ": line " + std::to_string(line_number) +
+                        " is not a metrics record (corrupt file; fix or delete that line to resume)");
+      }
+      spdlog::warn("{}: dropped the torn last line {} (written when the run was killed)", file.string(), line_number);
+      break;
+    }
+    if (record["step"].get<int64_t>() <= step) kept += text + "\n";
   }
   write_file_atomic(file, kept);
 }
@@ -168,8 +174,8 @@ void truncate_metrics(const fs::path& file, int64_t step) {
 [[noreturn]] void stop_non_finite(const std::string& what, double value, int64_t step, double lr,
                                   const fs::path& run_dir) {
   const auto last = latest_checkpoint(run_dir);
-  const std::string message = "non-finite " + what + " (" + std::to_string(value) + ") at step " +
-                              std::to_string(step) + " with lr " + std::to_string(lr) +
+  const std::string message = "non-finite " + what + " (" + format_number(value) + ") at step " +
+                              std::to_string(step) + " with lr " + format_number(lr) +
                               "; stopped without applying it; last good checkpoint: " +
                               (last ? last->string() : std::string("none")) + " (lower train.lr or raise warmup)";
   spdlog::error(message);
@@ -225,6 +231,11 @@ void train(const TrainOptions& options) {
   const RunSession session(run_dir);
   const fs::path metrics_file = run_dir / "metrics.jsonl";
   TrainingState state;
+  if (options.resume) {
+    for (const auto& unfinished : remove_unfinished_checkpoints(run_dir)) {
+      spdlog::info("removed {}, a checkpoint left unfinished when the run was stopped", unfinished.string());
+    }
+  }
   if (auto checkpoint = latest_checkpoint(run_dir); checkpoint && options.resume) {
     state = load_checkpoint(*checkpoint, model, &optimizer);
     truncate_metrics(metrics_file, state.step);
@@ -263,24 +274,13 @@ void train(const TrainOptions& options) {
     const double lr = learning_rate(step, tc.steps, tc.warmup_steps, tc.lr, tc.min_lr_ratio);
     std::vector<int64_t> offsets;
     for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, offsets_available));
-    auto windows = gather_windows(train_stream, offsets, length).to(device);
+    const auto windows = gather_windows(train_stream, offsets, length).to(device);
     torch::manual_seed(splitmix64(config.seed + 0x9e37ULL * uint64_t(step + 1)));  // dropout, per step
     const auto positions = training_positions(config.position_sampling, length, config.seed, step, device);
-    auto logits = model->forward(windows.slice(1, 0, length), positions);
-    auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
-                                          windows.slice(1, 1, length + 1).reshape({-1}));
-    const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value)) stop_non_finite("training loss", loss_value, step + 1, lr, run_dir);
-    optimizer.zero_grad();
-    loss.backward();
-    // An infinite limit measures the norm without clipping.
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(
-        optimizer.parameters(), tc.grad_clip > 0 ? tc.grad_clip : std::numeric_limits<double>::infinity());
-    if (!std::isfinite(grad_norm)) stop_non_finite("gradient norm", grad_norm, step + 1, lr, run_dir);
-    optimizer.step(lr);
-    for (const auto& module : model->modules()) {
-      if (auto* scheme = dynamic_cast<PositionScheme*>(module.get())) scheme->after_optimizer_step();
-    }
+    const StepResult result = train_step(model, optimizer, windows, positions, lr, tc.grad_clip);
+    if (!std::isfinite(result.loss)) stop_non_finite("training loss", result.loss, step + 1, lr, run_dir);
+    if (!result.applied) stop_non_finite("gradient norm", result.grad_norm, step + 1, lr, run_dir);
+    const double loss_value = result.loss, grad_norm = result.grad_norm;
     const int64_t done = step + 1;
     window_tokens += tc.batch_size * length;
 
@@ -303,11 +303,11 @@ void train(const TrainOptions& options) {
       append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
     }
     if (done % tc.checkpoint_interval == 0 || done == tc.steps) save(done);
-    if (g_signal != 0 && done < tc.steps) {
+    if (const int signal_number = session.signal_received(); signal_number != 0 && done < tc.steps) {
       if (done % tc.checkpoint_interval != 0 && done != tc.steps) save(done);
-      spdlog::warn("signal {} received: checkpoint at step {} written to {}; continue with --resume", int(g_signal),
+      spdlog::warn("signal {} received: checkpoint at step {} written to {}; continue with --resume", signal_number,
                    done, run_dir.string());
-      throw Interrupted(g_signal);
+      throw Interrupted(signal_number);
     }
   }
   write_json_atomic(run_dir / "DONE", {{"step", tc.steps}, {"val_loss", last_val}, {"finished", utc_timestamp()}});

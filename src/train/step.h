@@ -1,0 +1,27 @@
+#pragma once
+// One optimizer step, the same for `extrap train` and `extrap bench`: forward, mean cross-entropy,
+// backward, gradient clipping, AdamW, then the schemes' post-update projection.
+#include <limits>
+
+#include <torch/torch.h>
+
+#include "model/gpt.h"
+#include "train/adamw.h"
+
+namespace extrap {
+
+struct StepResult {
+  double loss = 0;  // this batch's loss, before the update
+  // Global gradient norm before clipping; NaN when the loss was non-finite (no backward ran).
+  double grad_norm = std::numeric_limits<double>::quiet_NaN();
+  // False when the loss or the gradient norm is non-finite: the update was skipped, so the weights
+  // and the optimizer state are those from before the step.
+  bool applied = false;
+};
+
+// windows: [B, T+1] token ids; inputs are [:, :-1], targets [:, 1:]. grad_clip <= 0 measures the
+// norm without clipping.
+StepResult train_step(GPT& model, AdamW& optimizer, const torch::Tensor& windows, const Positions& positions,
+                      double lr, double grad_clip);
+
+}  // namespace extrap
