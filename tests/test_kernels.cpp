@@ -32,7 +32,7 @@ TEST(VectorExp, RelativeErrorAgainstStdExpOverTheNormalRange) {
     const double exact = std::exp(double(x[i]));
     worst = std::max(worst, std::abs(double(y[i]) - exact) / exact);
   }
-  EXPECT_LT(worst, 3e-7);  // about 2.5 float ulps
+  EXPECT_LT(worst, 2e-7);  // measured: 8e-8
   EXPECT_EQ(vector_exp(0.0f), 1.0f);
 }
 
