@@ -1,6 +1,6 @@
 #pragma once
-// Direct single-precision BLAS for the CPU kernels. Called inside at::parallel_for, OpenBLAS runs
-// single-threaded, so independent matrix products can each own a core.
+// Direct single-precision BLAS (CBLAS) for the CPU kernels. Called inside at::parallel_for, OpenBLAS's
+// OpenMP build runs each call single-threaded, so independent matrix products can each own a core.
 #include <cstdint>
 
 namespace extrap {

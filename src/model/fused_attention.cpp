@@ -2,10 +2,11 @@
 
 #include <ATen/Parallel.h>
 
-#include <cmath>
+#include <algorithm>
 #include <functional>
 
 #include "model/blas.h"
+#include "model/vector_exp.h"
 
 namespace extrap {
 namespace {
@@ -51,6 +52,26 @@ struct HeadInputs {
   HeadMatrix q, k, v, q_far, k_far;
 };
 
+// Folds term(0..n) with combine into kLanes partial results, then those into one. Without -ffast-math
+// the compiler keeps a float reduction's order, so a sequential one would not vectorise: this order can.
+constexpr int kLanes = 8;
+
+template <typename Combine, typename Term>
+float reduce(int64_t n, float init, Combine combine, Term term) {
+  float lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, init);
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] = combine(lanes[l], term(j + l));
+  float result = init;
+  for (; j < n; ++j) result = combine(result, term(j));
+  for (float lane : lanes) result = combine(result, lane);
+  return result;
+}
+
+float plus(float a, float b) { return a + b; }
+float maximum(float a, float b) { return std::max(a, b); }
+
 // The block's score tile [rows, columns] = scale * q.k over every span, each with its pass. Mixed
 // spans compute both passes (the far one into `scratch`) and keep the far score where i - j >= far_from.
 void block_scores(const BlockPlan& plan, const HeadInputs& in, int64_t dim, float scale, int64_t far_from,
@@ -88,19 +109,18 @@ void masked_softmax(float* scores, const BlockPlan& plan, const KeyMask& mask, c
       for (int g = 0; g < n; ++g)
         for (int64_t j = ranges[g][0]; j < ranges[g][1]; ++j) s[j] += bias_row[j];
     }
+    // A NaN score makes its row NaN (through exp), and so does a +inf one (inf - inf); -inf weighs 0.
     float max = s[ranges[0][0]];
-    for (int g = 0; g < n; ++g)
-      for (int64_t j = ranges[g][0]; j < ranges[g][1]; ++j) max = std::max(max, s[j]);
-    // Terms below e^-64 (relative) are flushed to zero: they change nothing at float precision.
-    // Clamping before exp keeps every lane in the vectorized exp's fast range; far-below-range
-    // arguments (common with distance biases such as ALiBi) send it to a scalar path ~4x slower.
+    for (int g = 0; g < n; ++g) {
+      const float* x = s + ranges[g][0];
+      max = reduce(ranges[g][1] - ranges[g][0], max, maximum, [x](int64_t j) { return x[j]; });
+    }
     float sum = 0;
     for (int g = 0; g < n; ++g) {
-      for (int64_t j = ranges[g][0]; j < ranges[g][1]; ++j) {
-        const float x = std::max(s[j] - max, -64.0f);
-        s[j] = x == -64.0f ? 0.0f : std::exp(x);
-        sum += s[j];
-      }
+      float* x = s + ranges[g][0];
+      const int64_t width = ranges[g][1] - ranges[g][0];
+      for (int64_t j = 0; j < width; ++j) x[j] = vector_exp(x[j] - max);
+      sum += reduce(width, 0.0f, plus, [x](int64_t j) { return x[j]; });
     }
     const float inv = 1.0f / sum;
     int64_t next = 0;  // first column not yet handled
@@ -118,8 +138,7 @@ void softmax_backward(float* d_s, const float* p, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
     float* ds = d_s + r * cols;
     const float* pr = p + r * cols;
-    float dot = 0;
-    for (int64_t j = 0; j < cols; ++j) dot += ds[j] * pr[j];
+    const float dot = reduce(cols, 0.0f, plus, [ds, pr](int64_t j) { return ds[j] * pr[j]; });
     for (int64_t j = 0; j < cols; ++j) ds[j] = pr[j] * (ds[j] - dot);
   }
 }

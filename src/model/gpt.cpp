@@ -114,7 +114,7 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& pos
   x = torch::dropout(x, config_.dropout, is_training());
   for (auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x, positions);
   x = ln_f_(x);
-  return linear(x, lm_head_ ? lm_head_->weight : wte_->weight, torch::Tensor());
+  return torch::linear(x, lm_head_ ? lm_head_->weight : wte_->weight);
 }
 
 GPT build_model(const RunConfig& config, int64_t context_length) {

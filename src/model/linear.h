@@ -3,16 +3,13 @@
 
 namespace extrap {
 
-// x @ W^T + b. On the CPU its backward runs the input-gradient and weight-gradient products
-// concurrently, each single-threaded on its own core: on 2 cores that beats splitting every
-// product across both (measured in docs/performance.md). Elsewhere it is torch::linear.
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+// x @ W^T + b as one addmm with the bias fused: LibTorch 1.13's C++ Linear module computes a matmul
+// and a separate add for inputs of more than two dimensions.
+inline torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& layer) {
+  return torch::linear(x, layer->weight, layer->bias);
+}
 
 // N(0, std) weights and zero biases (GPT-2 initialisation).
 void init_linear(const torch::nn::Linear& layer, double std);
-
-inline torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& layer) {
-  return linear(x, layer->weight, layer->bias);
-}
 
 }  // namespace extrap
