@@ -121,7 +121,7 @@ TEST_F(ResumeTest, ResumeIsBitIdentical) {
 // What a kill -9 leaves behind: half an appended metrics line and a half-written checkpoint.
 TEST_F(ResumeTest, ATornMetricsLineAndAnUnfinishedCheckpointDoNotStopResume) {
   const fs::path& a = run_a();
-  const fs::path b = root_ / "run_b";
+  const fs::path b = root_ / "run_torn";
   train_run(b);
   fs::remove(b / "DONE");
   fs::remove_all(last_checkpoint(b));
