@@ -740,7 +740,9 @@ TEST(XPosLongPositions, ScoresAreRopeTimesTheDecayAtAnyOffsetAndTheRangeGuardCou
         ASSERT_NEAR(got, closed_form_score(a, b, theta, rel, decay(rel)), 1e-5 * bound(rel) + 1e-30)
             << positions[i] << " " << positions[j];
         const auto [seen, is_new] = score_at_distance.emplace(rel, got);
-        if (!is_new) ASSERT_NEAR(got, seen->second, 2e-5 * bound(rel)) << "m - n = " << rel << " at " << offset;
+        if (!is_new) {
+          ASSERT_NEAR(got, seen->second, 2e-5 * bound(rel)) << "m - n = " << rel << " at " << offset;
+        }
       }
     }
   }
