@@ -1,9 +1,10 @@
 // The attention kernels' masks (window, sinks), two-pass scores, per-query scales and the
 // attention modifiers, each against a plain full-matrix reference.
 #include <cmath>
-#include <limits>
 
 #include <gtest/gtest.h>
+
+#include "test_helpers.h"
 
 #include "model/attention.h"
 #include "model/attention_plan.h"
@@ -15,11 +16,9 @@
 namespace extrap {
 namespace {
 
-const torch::Device kCpu(torch::kCPU);
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
+using test::kCpu;
+using test::max_abs_diff;
+using test::naive_attention;
 
 // ---- Plans ------------------------------------------------------------------------------------
 
@@ -104,25 +103,6 @@ QueryKey query_key(const Inputs& in, int64_t far_from) {
   return qk;
 }
 
-// softmax(where(i - j < far_from, S_near, S_far) * 0.5 + bias, masked) v with full [T, T] matrices.
-torch::Tensor naive_attention(const Inputs& in, int64_t far_from, const KeyMask& mask, PositionScheme& scheme,
-                              const Positions& positions) {
-  const int64_t length = in.q.size(2);
-  auto scores = torch::matmul(in.q, in.k.transpose(-2, -1));
-  if (far_from > 0) {
-    const auto i = torch::arange(length).unsqueeze(1), j = torch::arange(length).unsqueeze(0);
-    scores = torch::where(i - j < far_from, scores, torch::matmul(in.q_far, in.k_far.transpose(-2, -1)));
-  }
-  scores = scores * 0.5;
-  const auto bias = scheme.score_bias(positions, 0, length, 0, length);
-  if (bias.defined()) scores = scores + bias;
-  auto allowed = torch::zeros({length, length}, torch::kBool);
-  for (int64_t i = 0; i < length; ++i)
-    for (int64_t j = 0; j < length; ++j) allowed[i][j] = mask.visible(i, j);
-  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-  return torch::matmul(torch::softmax(scores, -1), in.v).transpose(1, 2);
-}
-
 struct KernelCase {
   KeyMask mask;
   int64_t far_from;
@@ -138,10 +118,14 @@ TEST(AttentionKernels, MasksAndTwoPassScoresMatchTheFullMatrixReference) {
   const auto positions = Positions::arange(length, kCpu);
   Alibi alibi(3);
   const auto in = random_inputs(length, false);
+  const auto bias = alibi.score_bias(positions, 0, length, 0, length);
+  const auto reference_of = [&](int64_t far_from, const KeyMask& mask) {
+    return naive_attention(query_key(in, far_from), in.v, 0.5, bias, mask);
+  };
   for (const auto& c : kCases) {
     SCOPED_TRACE(testing::Message() << "window " << c.mask.window << " sinks " << c.mask.sinks << " far_from "
                                     << c.far_from);
-    const auto reference = naive_attention(in, c.far_from, c.mask, alibi, positions);
+    const auto reference = reference_of(c.far_from, c.mask);
     for (int64_t block : {1, 4, 7, 100}) {
       SCOPED_TRACE(block);
       const AttentionCall call{alibi, positions, c.mask, block, 0.5};
@@ -151,12 +135,10 @@ TEST(AttentionKernels, MasksAndTwoPassScoresMatchTheFullMatrixReference) {
     }
   }
   // The cases differ from each other: the masks and the far pass really change the result.
-  const auto full = naive_attention(in, 0, {}, alibi, positions);
-  EXPECT_GT(max_abs_diff(naive_attention(in, 0, {6, 0}, alibi, positions), full), 1e-3);
-  EXPECT_GT(max_abs_diff(naive_attention(in, 0, {6, 3}, alibi, positions),
-                         naive_attention(in, 0, {6, 0}, alibi, positions)),
-            1e-3);
-  EXPECT_GT(max_abs_diff(naive_attention(in, 5, {}, alibi, positions), full), 1e-3);
+  const auto full = reference_of(0, {});
+  EXPECT_GT(max_abs_diff(reference_of(0, {6, 0}), full), 1e-3);
+  EXPECT_GT(max_abs_diff(reference_of(0, {6, 3}), reference_of(0, {6, 0})), 1e-3);
+  EXPECT_GT(max_abs_diff(reference_of(5, {}), full), 1e-3);
 }
 
 TEST(AttentionKernels, FusedGradientsMatchTheReference) {
@@ -172,7 +154,8 @@ TEST(AttentionKernels, FusedGradientsMatchTheReference) {
     const auto reference_in = detached_copy(fused_in);
     const AttentionCall call{alibi, positions, c.mask, 5, 0.5};
     (fused_causal_attention(query_key(fused_in, c.far_from), fused_in.v, call) * weights).sum().backward();
-    (naive_attention(reference_in, c.far_from, c.mask, alibi, positions) * weights).sum().backward();
+    const auto bias = alibi.score_bias(positions, 0, length, 0, length);
+    (naive_attention(query_key(reference_in, c.far_from), reference_in.v, 0.5, bias, c.mask) * weights).sum().backward();
     EXPECT_LT(max_abs_diff(fused_in.q.grad(), reference_in.q.grad()), 1e-5);
     EXPECT_LT(max_abs_diff(fused_in.k.grad(), reference_in.k.grad()), 1e-5);
     EXPECT_LT(max_abs_diff(fused_in.v.grad(), reference_in.v.grad()), 1e-5);

@@ -25,22 +25,14 @@
 namespace extrap {
 namespace {
 
+using test::build;
+using test::config_path;
 using test::contains;
+using test::explicit_positions;
+using test::kCpu;
+using test::max_abs_diff;
+using test::naive_attention;
 using test::user_error_message;
-
-const torch::Device kCpu(torch::kCPU);
-
-std::shared_ptr<PositionScheme> build(const std::string& name, const nlohmann::json& given, const ModelShape& shape) {
-  return make_scheme(name, resolve_scheme_params(find_scheme(name), given), shape);
-}
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
-Positions explicit_positions(std::vector<double> values) {
-  return Positions{torch::tensor(values, torch::kFloat64), false};
-}
 
 // The same positions 0..T-1, but flagged as explicit: schemes take their general path.
 Positions explicit_arange(int64_t length) { return Positions{torch::arange(length, torch::kFloat64), false}; }
@@ -596,20 +588,6 @@ std::vector<LabelledScheme> bias_schemes() {
           {"dpb", build("dpb", nlohmann::json::object(), shape)}};
 }
 
-// Plain attention with the whole [H, T, T] bias from one score_bias call and the mask written out:
-// softmax(0.5 q k^T + bias, over visible keys) v, as [B, T, H, hd].
-torch::Tensor reference_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                  const torch::Tensor& bias, const KeyMask& mask) {
-  const int64_t length = q.size(2);
-  auto visible = torch::zeros({length, length}, torch::kBool);
-  for (int64_t i = 0; i < length; ++i)
-    for (int64_t j = 0; j < length; ++j) visible[i][j] = mask.visible(i, j);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * 0.5;
-  if (bias.defined()) scores = scores + bias;
-  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity());
-  return torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2);
-}
-
 torch::Tensor attend(bool fused, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      PositionScheme& scheme, const Positions& positions, const KeyMask& mask, int64_t block) {
   const AttentionCall call{scheme, positions, mask, block, 0.5};
@@ -638,8 +616,8 @@ TEST(BiasSchemeKernels, BothKernelsMatchFullAttentionWithAndWithoutAWindow) {
       for (const KeyMask mask : {KeyMask{}, KeyMask{16, 4}}) {
         SCOPED_TRACE(label + (positions.is_arange ? " arange" : " random positions") +
                      (mask.window ? " window 16 + 4 sinks" : " full"));
-        const auto expected = reference_attention(q, k, v, bias, mask);
-        EXPECT_GT(max_abs_diff(expected, reference_attention(q, k, v, {}, mask)), 1e-3) << "the bias changes nothing";
+        const auto expected = naive_attention(QueryKey{q, k}, v, 0.5, bias, mask);
+        EXPECT_GT(max_abs_diff(expected, naive_attention(QueryKey{q, k}, v, 0.5, {}, mask)), 1e-3) << "the bias changes nothing";
         for (int64_t block : {1, 7, 16, 1000}) {
           EXPECT_LT(max_abs_diff(attend(true, q, k, v, *scheme, positions, mask, block), expected), 1e-5) << block;
           EXPECT_LT(max_abs_diff(attend(false, q, k, v, *scheme, positions, mask, block), expected), 1e-5) << block;
@@ -748,10 +726,6 @@ TEST(BiasSchemeModel, CausalWithGradientsWithAWindowAndOneSharedInstance) {
 
 // ---- Configs ------------------------------------------------------------------------------------
 
-std::string config_path(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path().parent_path() / "configs" / name).string();
-}
-
 TEST(BiasSchemeConfigs, ShippedConfigsResolve) {
   const std::vector<std::pair<std::string, std::string>> configs{{"t5.json", "t5"},
                                                                  {"kerple.json", "kerple"},
@@ -768,5 +742,41 @@ TEST(BiasSchemeConfigs, ShippedConfigsResolve) {
   EXPECT_EQ(load_config(config_path("kerple_power.json")).position.params.at("variant"), "power");
   EXPECT_EQ(load_config(config_path("kerple.json")).position.params.at("variant"), "log");
 }
+
+// ---- ALiBi at long positions ----------------------------------------------------------------------
+
+TEST(AlibiLongPositions, BiasIsMinusSlopeTimesDistanceNearAHundredThousandAndTwoToTheTwenty) {
+  // 12 heads: 2^-1 .. 2^-8, then every other slope of 16 heads, 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5. The
+  // last four round in float32, so the tolerance is relative to the bias (float32's 1e-7, with margin).
+  std::vector<double> slopes;
+  for (int h = 1; h <= 8; ++h) slopes.push_back(std::pow(2.0, -h));
+  for (double e : {0.5, 1.5, 2.5, 3.5}) slopes.push_back(std::pow(2.0, -e));
+  const auto alibi = build("alibi", nlohmann::json::object(), {36, 12, 1, 128});
+  const auto slope = torch::tensor(slopes, torch::kFloat64).view({12, 1, 1});
+  // score_bias returns one row per block: -slope (i - j) less the row constant -slope (i - i0).
+  const auto expect_bias = [&](const Positions& positions, int64_t q_begin, int64_t q_end, int64_t k_begin,
+                               int64_t k_end) {
+    const auto bias = alibi->score_bias(positions, q_begin, q_end, k_begin, k_end).to(torch::kFloat64);
+    ASSERT_EQ(bias.sizes(), (std::vector<int64_t>{12, 1, k_end - k_begin}));
+    const auto& p = positions.values;
+    const auto i = p.slice(0, q_begin, q_end).view({1, -1, 1}), j = p.slice(0, k_begin, k_end).view({1, 1, -1});
+    const auto expected = -slope * (i - j);  // [12, rows, keys], float64
+    const auto row_constant = -slope * (i - p[q_begin]);
+    const auto got = bias + row_constant;
+    // score_bias holds slope (j - i0) in float32, so its rounding (about 0.004 at j - i0 = 1e5) stays
+    // in a query row far from i0 after the row constant cancels: the tolerance counts both terms.
+    const auto excess = (got - expected).abs() - (1e-6 * (expected.abs() + row_constant.abs()) + 1e-6);
+    EXPECT_LE(excess.max().item<double>(), 0.0) << "queries " << q_begin << ".." << q_end;
+    EXPECT_GT(expected.abs().max().item<double>(), 1e4);  // the distances are long
+  };
+  // The cached-arange kind of window: queries 100,000 .. 100,004 against every key.
+  expect_bias(Positions::arange(100005, kCpu), 100000, 100005, 0, 100005);
+  // Explicit positions up to 2^20 + 100,000 (integers, exact in float32).
+  const double far = double(1 << 20);
+  const auto positions = explicit_positions({0, 1, 65536, 100000, far - 1, far, far + 1, far + 100000});
+  expect_bias(positions, 4, 8, 0, 8);
+  expect_bias(positions, 7, 8, 3, 8);
+}
+
 }  // namespace
 }  // namespace extrap

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "data/corpus.h"
 #include "data/dataset.h"
 
 namespace extrap {

@@ -1,18 +1,31 @@
 #pragma once
-// Helpers shared by the test files.
+// Helpers shared by the test files: errors, temporary directories, tensor comparisons, building
+// schemes, a full-matrix attention reference and closed forms of RoPE's scores.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
+#include "model/attention_plan.h"
+#include "position/scheme.h"
+#include "position/scheme_info.h"
 
-namespace extrap::test {
+namespace extrap {
+
+// Defined in src/position/sinusoidal.cpp ("exposed for tests"); not declared in any header.
+torch::Tensor sinusoidal_table(const torch::Tensor& positions, int64_t d_model, double base);
+
+namespace test {
 
 // The message of the UserError that `action` throws; fails the test if it throws none.
 template <class Action>
@@ -42,6 +55,82 @@ class TempDirTest : public ::testing::Test {
   std::filesystem::path root_;
 };
 
+inline const torch::Device kCpu(torch::kCPU);
+
+inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+inline std::vector<double> to_vector(const torch::Tensor& t) {
+  auto c = t.to(torch::kFloat64).contiguous().view(-1);
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+// A registered scheme with `given` params over its defaults.
+inline std::shared_ptr<PositionScheme> build(const std::string& name, const nlohmann::json& given,
+                                             const ModelShape& shape) {
+  return make_scheme(name, resolve_scheme_params(find_scheme(name), given), shape);
+}
+
+inline Positions explicit_positions(std::vector<double> values) {
+  return Positions{torch::tensor(values, torch::kFloat64), false};
+}
+
+inline QueryKey transform(PositionScheme& scheme, const torch::Tensor& q, const torch::Tensor& k,
+                          const Positions& positions) {
+  QueryKey qk{q, k};
+  scheme.transform_qk(qk, positions);
+  return qk;
+}
+
+// The reference for both attention kernels, with full [T, T] matrices: softmax(scale S + bias over
+// the keys `mask` shows query i) v as [B, T, H, hd], where S = q k^T, or q_far k_far^T where
+// qk.far_from > 0 and i - j >= far_from.
+inline torch::Tensor naive_attention(const QueryKey& qk, const torch::Tensor& v, double scale,
+                                     const torch::Tensor& bias = {}, const KeyMask& mask = {}) {
+  const int64_t length = qk.q.size(2);
+  auto scores = torch::matmul(qk.q, qk.k.transpose(-2, -1));
+  if (qk.far_from > 0) {
+    const auto distance = torch::arange(length).unsqueeze(1) - torch::arange(length).unsqueeze(0);
+    scores = torch::where(distance < qk.far_from, scores, torch::matmul(qk.q_far, qk.k_far.transpose(-2, -1)));
+  }
+  scores = scores * scale;
+  if (bias.defined()) scores = scores + bias;
+  auto visible = torch::zeros({length, length}, torch::kBool);
+  for (int64_t i = 0; i < length; ++i)
+    for (int64_t j = 0; j < length; ++j) visible[i][j] = mask.visible(i, j);
+  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2);
+}
+
+// RoPE's frequencies theta_t = base^(-2t / dims), t < dims / 2, in double.
+inline std::vector<double> plain_theta(int64_t dims, double base) {
+  std::vector<double> theta;
+  for (int64_t t = 0; t < dims / 2; ++t) theta.push_back(std::pow(base, -2.0 * double(t) / double(dims)));
+  return theta;
+}
+
+// RoPE's score q^T R_{j-i} k of raw vectors (rotate-half pairs (t, t + dims/2) over the first dims,
+// the rest unrotated) at relative position rel = p_i - p_j, each pair's term times decay[t]:
+// pair term = (a1 b1 + a2 b2) cos(rel theta) + (a1 b2 - a2 b1) sin(rel theta).
+inline double closed_form_score(const std::vector<double>& q, const std::vector<double>& k,
+                                const std::vector<double>& theta, double rel, const std::vector<double>& decay = {}) {
+  const int64_t half = int64_t(theta.size()), dims = 2 * half;
+  double score = 0;
+  for (int64_t t = 0; t < half; ++t) {
+    const double a1 = q[t], a2 = q[t + half], b1 = k[t], b2 = k[t + half];
+    const double term = (a1 * b1 + a2 * b2) * std::cos(rel * theta[t]) + (a1 * b2 - a2 * b1) * std::sin(rel * theta[t]);
+    score += (decay.empty() ? 1.0 : decay[t]) * term;
+  }
+  for (std::size_t d = dims; d < q.size(); ++d) score += q[d] * k[d];
+  return score;
+}
+
+// A shipped config file, configs/NAME.
+inline std::string config_path(const std::string& name) {
+  return (std::filesystem::path(__FILE__).parent_path().parent_path() / "configs" / name).string();
+}
+
 // Everything logged through spdlog's default logger while it lives.
 class CapturedLog {
  public:
@@ -61,4 +150,6 @@ class CapturedLog {
   std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
 };
 
-}  // namespace extrap::test
+
+}  // namespace test
+}  // namespace extrap

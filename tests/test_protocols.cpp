@@ -89,7 +89,7 @@ TEST(SlidingProtocol, ScoresEveryTargetInRangeOnceWithEnoughContext) {
 }
 
 TEST(SlidingProtocol, PlanRecordsStrideAndFirstScoredTarget) {
-  const auto protocols = make_protocols({"sliding"}, {}, {8, 32}, 100, 16, split_of(1000));
+  const auto protocols = make_protocols({ProtocolKind::kSliding}, {}, {8, 32}, 100, 16, split_of(1000));
   ASSERT_EQ(protocols.size(), 1u);
   const auto plan = plan_length(protocols[0], 32);
   EXPECT_EQ(plan.fields.at("stride"), 16);  // default: half the length
@@ -98,7 +98,7 @@ TEST(SlidingProtocol, PlanRecordsStrideAndFirstScoredTarget) {
   EXPECT_TRUE(plan.unsupported.empty());
   ProtocolParams params;
   params.stride = 8;
-  const auto explicit_stride = make_protocols({"sliding"}, params, {8, 32}, 100, 16, split_of(1000));
+  const auto explicit_stride = make_protocols({ProtocolKind::kSliding}, params, {8, 32}, 100, 16, split_of(1000));
   EXPECT_EQ(plan_length(explicit_stride[0], 32).fields.at("first_scored_target"), 24);
   EXPECT_EQ(plan_length(explicit_stride[0], 8).tokens, 100);
   EXPECT_EQ(explicit_stride[0].to_json().at("stride"), 8);
@@ -112,7 +112,7 @@ TEST(SuffixProtocol, ScoresTheSameTargetsAtEveryLength) {
   const std::vector<int64_t> lengths{8, 16, 33, 48};
   ProtocolParams params;
   params.suffix_targets = 8;
-  const auto protocols = make_protocols({"suffix"}, params, lengths, 1000, 16, split_of(301, documents));
+  const auto protocols = make_protocols({ProtocolKind::kSuffix}, params, lengths, 1000, 16, split_of(301, documents));
   const Protocol& suffix = protocols.at(0);
   EXPECT_EQ(suffix.sample_tokens, 49);
   // Documents of at least 49 tokens: all but the second, in order.
@@ -151,14 +151,14 @@ TEST(SuffixProtocol, SampleCountAndStreamSource) {
   ProtocolParams params;
   params.suffix_targets = 10;
   // max(1, max_tokens / K) samples when enough are available.
-  EXPECT_EQ(make_protocols({"suffix"}, params, {16, 32}, 25, 16, split_of(404, documents))[0].samples.size(), 2u);
-  EXPECT_EQ(make_protocols({"suffix"}, params, {16, 32}, 5, 16, split_of(404, documents))[0].samples.size(), 1u);
-  EXPECT_EQ(make_protocols({"suffix"}, params, {16, 32}, 1000, 16, split_of(404, documents))[0].samples.size(), 4u);
+  EXPECT_EQ(make_protocols({ProtocolKind::kSuffix}, params, {16, 32}, 25, 16, split_of(404, documents))[0].samples.size(), 2u);
+  EXPECT_EQ(make_protocols({ProtocolKind::kSuffix}, params, {16, 32}, 5, 16, split_of(404, documents))[0].samples.size(), 1u);
+  EXPECT_EQ(make_protocols({ProtocolKind::kSuffix}, params, {16, 32}, 1000, 16, split_of(404, documents))[0].samples.size(), 4u);
   // The training length is the default K.
-  EXPECT_EQ(make_protocols({"suffix"}, {}, {16, 32}, 1000, 16, split_of(404, documents))[0].suffix_targets, 16);
+  EXPECT_EQ(make_protocols({ProtocolKind::kSuffix}, {}, {16, 32}, 1000, 16, split_of(404, documents))[0].suffix_targets, 16);
 
-  params.suffix_source = "stream";
-  const auto stream = make_protocols({"suffix"}, params, {16, 32}, 1000, 16, split_of(404, documents))[0];
+  params.suffix_source = SuffixSource::kStream;
+  const auto stream = make_protocols({ProtocolKind::kSuffix}, params, {16, 32}, 1000, 16, split_of(404, documents))[0];
   ASSERT_EQ(stream.samples.size(), 12u);  // floor(404 / 33) consecutive chunks
   for (std::size_t i = 0; i < stream.samples.size(); ++i) {
     EXPECT_EQ(stream.samples[i].begin, int64_t(i) * 33);
@@ -170,7 +170,7 @@ TEST(SuffixProtocol, SampleCountAndStreamSource) {
 TEST(RepeatedProtocol, WindowsHoldAnExactCopyAndTheCopyPartIsExactlyTheCopy) {
   // A stream without repeats, so an equal token means the same stream index.
   const int64_t stream_tokens = 1000;
-  const auto protocols = make_protocols({"repeated"}, {}, {1, 2, 7, 8, 32, 33}, 100, 16, split_of(stream_tokens));
+  const auto protocols = make_protocols({ProtocolKind::kRepeated}, {}, {1, 2, 7, 8, 32, 33}, 100, 16, split_of(stream_tokens));
   for (int64_t length : {1, 2, 7, 8, 32, 33}) {
     SCOPED_TRACE(length);
     const auto plan = plan_length(protocols[0], length);
@@ -209,14 +209,22 @@ TEST(RepeatedProtocol, WindowsHoldAnExactCopyAndTheCopyPartIsExactlyTheCopy) {
   // Limited by the stream: no more windows than whole segments.
   EXPECT_EQ(repeated_windows(100, 32, 10000).size(), 6u);
   EXPECT_TRUE(repeated_windows(10, 32, 100).empty());
-  EXPECT_TRUE(contains(plan_length(make_protocols({"repeated"}, {}, {64}, 100, 16, split_of(10))[0], 64).unsupported,
+  EXPECT_TRUE(contains(plan_length(make_protocols({ProtocolKind::kRepeated}, {}, {64}, 100, 16, split_of(10))[0], 64).unsupported,
                        "fewer than one segment of 32"));
 }
 
 TEST(Protocols, ParseNames) {
-  EXPECT_EQ(parse_protocol_names("nonoverlap"), std::vector<std::string>{"nonoverlap"});
-  EXPECT_EQ(parse_protocol_names("nonoverlap,repeated,suffix,sliding"),
-            (std::vector<std::string>{"nonoverlap", "repeated", "suffix", "sliding"}));
+  EXPECT_EQ(parse_protocol_names("nonoverlap"), std::vector<ProtocolKind>{ProtocolKind::kNonoverlap});
+  const auto kinds = parse_protocol_names("nonoverlap,repeated,suffix,sliding");
+  EXPECT_EQ(kinds, (std::vector<ProtocolKind>{ProtocolKind::kNonoverlap, ProtocolKind::kRepeated,
+                                              ProtocolKind::kSuffix, ProtocolKind::kSliding}));
+  // The names round-trip: results documents keep the names given.
+  for (const ProtocolKind kind : kinds) EXPECT_EQ(parse_protocol_names(protocol_name(kind)).at(0), kind);
+  EXPECT_STREQ(protocol_name(ProtocolKind::kSliding), "sliding");
+  EXPECT_EQ(parse_suffix_source("documents"), SuffixSource::kDocuments);
+  EXPECT_EQ(parse_suffix_source("stream"), SuffixSource::kStream);
+  EXPECT_STREQ(suffix_source_name(SuffixSource::kStream), "stream");
+  EXPECT_EQ(user_error_message([] { parse_suffix_source("files"); }), "--suffix-source files: expected documents or stream");
   EXPECT_TRUE(contains(user_error_message([] { parse_protocol_names("nonoverlap,bogus"); }), "\"bogus\" is not a protocol"));
   EXPECT_TRUE(contains(user_error_message([] { parse_protocol_names("repeated,repeated"); }), "twice"));
   EXPECT_TRUE(contains(user_error_message([] { parse_protocol_names(""); }), "is not a protocol"));
@@ -225,41 +233,39 @@ TEST(Protocols, ParseNames) {
 
 TEST(Protocols, ImpossibleParametersAreOneLineErrors) {
   const auto split = split_of(1000, {{0, 300}, {301, 800}, {801, 999}});
-  auto error = [&](std::vector<std::string> names, ProtocolParams params, std::vector<int64_t> lengths) {
+  auto error = [&](std::vector<ProtocolKind> kinds, ProtocolParams params, std::vector<int64_t> lengths) {
     const std::string message =
-        user_error_message([&] { make_protocols(names, params, lengths, 256, 16, split); });
+        user_error_message([&] { make_protocols(kinds, params, lengths, 256, 16, split); });
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
     return message;
   };
   ProtocolParams stride;
   stride.stride = 40;
-  EXPECT_TRUE(contains(error({"sliding"}, stride, {32, 64}), "--stride 40 is not in [1, 32]"));
-  EXPECT_TRUE(contains(error({"nonoverlap"}, stride, {32}), "--stride applies only to --protocol sliding"));
+  EXPECT_TRUE(contains(error({ProtocolKind::kSliding}, stride, {32, 64}), "--stride 40 is not in [1, 32]"));
+  EXPECT_TRUE(contains(error({ProtocolKind::kNonoverlap}, stride, {32}), "--stride applies only to --protocol sliding"));
   stride.stride = -1;
-  EXPECT_TRUE(contains(error({"sliding"}, stride, {32}), "is not in [1, 32]"));
+  EXPECT_TRUE(contains(error({ProtocolKind::kSliding}, stride, {32}), "is not in [1, 32]"));
 
   ProtocolParams targets;
   targets.suffix_targets = 40;
-  EXPECT_TRUE(contains(error({"suffix"}, targets, {32, 64}), "--suffix-targets 40 is larger than the shortest length 32"));
-  EXPECT_TRUE(contains(error({"nonoverlap"}, targets, {32}), "--suffix-targets applies only to --protocol suffix"));
+  EXPECT_TRUE(contains(error({ProtocolKind::kSuffix}, targets, {32, 64}), "--suffix-targets 40 is larger than the shortest length 32"));
+  EXPECT_TRUE(contains(error({ProtocolKind::kNonoverlap}, targets, {32}), "--suffix-targets applies only to --protocol suffix"));
   // The default K (the training length, 16) must fit too.
-  EXPECT_TRUE(contains(error({"suffix"}, {}, {8, 64}), "pass --suffix-targets K <= 8"));
+  EXPECT_TRUE(contains(error({ProtocolKind::kSuffix}, {}, {8, 64}), "pass --suffix-targets K <= 8"));
   // No document long enough: the message names the length needed and the longest document.
-  const std::string none = error({"suffix"}, {}, {32, 600});
+  const std::string none = error({ProtocolKind::kSuffix}, {}, {32, 600});
   EXPECT_TRUE(contains(none, "length 600")) << none;
   EXPECT_TRUE(contains(none, "601 tokens")) << none;
   EXPECT_TRUE(contains(none, "the longest of the 3 has 499")) << none;
   SplitInfo named = split;
   named.document_names = {"a", "b", "c"};
-  const std::string with_name = user_error_message([&] { make_protocols({"suffix"}, {}, {32, 600}, 256, 16, named); });
+  const std::string with_name = user_error_message([&] { make_protocols({ProtocolKind::kSuffix}, {}, {32, 600}, 256, 16, named); });
   EXPECT_TRUE(contains(with_name, "the longest of the 3 (b) has 499")) << with_name;
   ProtocolParams stream;
-  stream.suffix_source = "stream";
-  EXPECT_TRUE(contains(error({"suffix"}, stream, {32, 2000}), "only 1000 tokens"));
-  stream.suffix_source = "files";
-  EXPECT_TRUE(contains(error({"suffix"}, stream, {32}), "expected documents or stream"));
-  EXPECT_TRUE(contains(error({"repeated"}, stream, {32}), "--suffix-source applies only to --protocol suffix"));
-  EXPECT_TRUE(contains(error({"nonoverlap", "nonoverlap"}, {}, {32}), "twice"));
+  stream.suffix_source = SuffixSource::kStream;
+  EXPECT_TRUE(contains(error({ProtocolKind::kSuffix}, stream, {32, 2000}), "only 1000 tokens"));
+  EXPECT_TRUE(contains(error({ProtocolKind::kRepeated}, stream, {32}), "--suffix-source applies only to --protocol suffix"));
+  EXPECT_TRUE(contains(error({ProtocolKind::kNonoverlap, ProtocolKind::kNonoverlap}, {}, {32}), "twice"));
 }
 
 }  // namespace

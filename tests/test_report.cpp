@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "report/results.h"
+#include "report/tables.h"
 #include "test_helpers.h"
 
 namespace extrap {
@@ -183,6 +184,37 @@ TEST(Report, RunsLayoutHasOneLinePerTreatment) {
   EXPECT_EQ(render_report({alibi_document()}, "bpb", TableFormat::Csv),
             "run,scheme,train,32 nonoverlap,32 repeated,64 nonoverlap,64 repeated\n"
             "alibi,alibi,32,2.807,2.858,2.783,2.833\n");
+}
+
+TEST(Report, InputsSharingARunNameAreLabelledByTheConfigFieldThatDiffers) {
+  // Two `--set` variants of one config: the same run name, one field apart.
+  json seed1 = alibi_document(), seed2 = alibi_document();
+  seed1["run"]["config"]["train"] = {{"seed", 1}, {"steps", 300}};
+  seed2["run"]["config"]["train"] = {{"seed", 2}, {"steps", 300}};
+  seed1["run"]["dir"] = "runs/alibi";
+  seed2["run"]["dir"] = "runs/alibi-seed2";
+  seed2["results"][0]["ppl"] = 7.5;
+  seed2["data"]["checksum"] = "decaf";
+  EXPECT_EQ(render_report({seed1, seed2, rope_document()}, "ppl", TableFormat::Csv),
+            "run,scheme,treatment,train,32 nonoverlap,32 repeated,64 nonoverlap,64 repeated\n"
+            "alibi (train.seed=1),alibi,baseline,32,7.00,7.25,6.88,7.13\n"
+            "alibi (train.seed=2),alibi,baseline,32,7.50,7.25,6.88,7.13\n"
+            "rope,rope,baseline,32,6.50,6.76,9.25,12.50\n"
+            "rope,rope,NTK-mixed-logn†,32,6.50,6.76,7.13,7.50\n"
+            "rope,rope,window,32,6.50,6.76,6.63,n/a\n");
+  // The notes and warnings use the same labels.
+  const std::string su_table = render_report({seed1, seed2}, su());
+  EXPECT_TRUE(contains(su_table, "alibi (train.seed=2): alibi trained at 32 tokens\n")) << su_table;
+  EXPECT_TRUE(contains(su_table, "warning: alibi (train.seed=2) was evaluated on other data or with other protocol "
+                                 "parameters than alibi (train.seed=1)")) << su_table;
+  // Equal configs from two run directories: the directories tell them apart.
+  seed2["run"]["config"] = seed1["run"]["config"];
+  EXPECT_TRUE(contains(render_report({seed1, seed2}, "ppl", TableFormat::Csv), "\nalibi (runs/alibi-seed2),alibi,32,"));
+  // Several differing fields: the first three by path, then "...".
+  seed2["run"]["config"]["train"] = {{"seed", 2}, {"steps", 600}};
+  seed2["run"]["config"]["model"] = {{"d_model", 64}, {"n_layers", 4}};
+  EXPECT_TRUE(contains(render_report({seed1, seed2}, "ppl", TableFormat::Csv),
+                       "\n\"alibi (model.d_model=unset, model.n_layers=unset, train.seed=1, ...)\",alibi,32,"));
 }
 
 TEST(Report, SuLayoutHasNaturalAndRepeatedCopyColumnsPerLength) {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <limits>
+#include <map>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -24,56 +24,20 @@
 namespace extrap {
 namespace {
 
+using test::build;
+using test::closed_form_score;
+using test::config_path;
 using test::contains;
+using test::explicit_positions;
+using test::kCpu;
+using test::max_abs_diff;
+using test::naive_attention;
+using test::plain_theta;
+using test::to_vector;
+using test::transform;
 using test::user_error_message;
 
-const torch::Device kCpu(torch::kCPU);
 const double kPi = std::acos(-1.0);
-
-std::shared_ptr<PositionScheme> build(const std::string& name, const nlohmann::json& given, const ModelShape& shape) {
-  return make_scheme(name, resolve_scheme_params(find_scheme(name), given), shape);
-}
-
-QueryKey transform(PositionScheme& scheme, const torch::Tensor& q, const torch::Tensor& k, const Positions& positions) {
-  QueryKey qk{q, k};
-  scheme.transform_qk(qk, positions);
-  return qk;
-}
-
-Positions explicit_positions(std::vector<double> values) {
-  return Positions{torch::tensor(values, torch::kFloat64), false};
-}
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
-std::vector<double> to_vector(const torch::Tensor& t) {
-  auto c = t.to(torch::kFloat64).contiguous().view(-1);
-  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
-
-std::vector<double> plain_theta(int64_t dims, double base) {
-  std::vector<double> theta;
-  for (int64_t t = 0; t < dims / 2; ++t) theta.push_back(std::pow(base, -2.0 * double(t) / double(dims)));
-  return theta;
-}
-
-// RoPE's score q^T R_{j-i} k of raw vectors (rotate-half pairs (t, t + dims/2) over the first dims,
-// the rest unrotated) at relative position rel = p_i - p_j, each pair's term times decay[t]:
-// pair term = (a1 b1 + a2 b2) cos(rel theta) + (a1 b2 - a2 b1) sin(rel theta).
-double closed_form_score(const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& theta,
-                         double rel, const std::vector<double>& decay = {}) {
-  const int64_t half = int64_t(theta.size()), dims = 2 * half;
-  double score = 0;
-  for (int64_t t = 0; t < half; ++t) {
-    const double a1 = q[t], a2 = q[t + half], b1 = k[t], b2 = k[t + half];
-    const double term = (a1 * b1 + a2 * b2) * std::cos(rel * theta[t]) + (a1 * b2 - a2 * b1) * std::sin(rel * theta[t]);
-    score += (decay.empty() ? 1.0 : decay[t]) * term;
-  }
-  for (std::size_t d = dims; d < q.size(); ++d) score += q[d] * k[d];
-  return score;
-}
 
 void expect_frequencies(const torch::Tensor& got, const std::vector<double>& expected, const std::string& what) {
   ASSERT_EQ(got.scalar_type(), torch::kFloat64) << what;
@@ -475,17 +439,6 @@ TEST(ReRope, DefaultWindowAndParameterChecks) {
   EXPECT_TRUE(torch::equal(qk.k_far.narrow(-1, 4, 4), k.narrow(-1, 4, 4)));
 }
 
-// softmax(where(i - j < w, S1, S2) + causal mask) V with two full matrices: [B, T, H, hd].
-torch::Tensor naive_two_pass(const QueryKey& qk, const torch::Tensor& v, double scale) {
-  const int64_t T = qk.q.size(2);
-  const auto s1 = torch::matmul(qk.q, qk.k.transpose(-2, -1)) * scale;
-  const auto s2 = torch::matmul(qk.q_far, qk.k_far.transpose(-2, -1)) * scale;
-  const auto distance = torch::arange(T).unsqueeze(1) - torch::arange(T).unsqueeze(0);
-  auto scores = torch::where(distance < qk.far_from, s1, s2);
-  scores = scores.masked_fill(distance < 0, -std::numeric_limits<float>::infinity());
-  return torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2);
-}
-
 TEST(ReRope, KernelsMatchNaiveTwoMatrixAttentionWithGradients) {
   const int64_t B = 2, H = 3, T = 37, hd = 8;
   const double scale = 1.0 / std::sqrt(double(hd));
@@ -504,14 +457,14 @@ TEST(ReRope, KernelsMatchNaiveTwoMatrixAttentionWithGradients) {
         (out * upstream).sum().backward();
         return std::vector<torch::Tensor>{out.detach(), q.grad(), k.grad(), v.grad()};
       };
-      const auto expected = run([&](const QueryKey& qk, const torch::Tensor& v) { return naive_two_pass(qk, v, scale); });
+      const auto expected = run([&](const QueryKey& qk, const torch::Tensor& v) { return naive_attention(qk, v, scale); });
       // The far pass matters here (the test could not pass with a single pass).
       const auto single = run([&](const QueryKey& qk, const torch::Tensor& v) {
         QueryKey near{qk.q, qk.k};
         near.q_far = qk.q;
         near.k_far = qk.k;
         near.far_from = T;
-        return naive_two_pass(near, v, scale);
+        return naive_attention(near, v, scale);
       });
       EXPECT_GT(max_abs_diff(single[0], expected[0]), 1e-3);
       for (const int64_t block : {1, 7, 16, 1000}) {
@@ -675,10 +628,6 @@ TEST(RopeFamilyRegistry, SchemesAreRegisteredRotaryWithTheirHooks) {
             (nlohmann::json{{"base", 10000.0}, {"scale_base", 512.0}}));
 }
 
-std::string config_path(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path().parent_path() / "configs" / name).string();
-}
-
 TEST(RopeFamilyConfigs, ShippedConfigsResolve) {
   const auto partial = load_config(config_path("rope_partial.json"));
   EXPECT_EQ(partial.position.scheme, "rope");
@@ -696,6 +645,119 @@ TEST(RopeFamilyConfigs, ShippedConfigsResolve) {
   EXPECT_EQ(qk_bias.position.scheme, "rope");
   EXPECT_FALSE(qk_bias.model.bias);
   EXPECT_TRUE(qk_bias.layers.at(0).attention.qk_bias);
+}
+
+// ---- Long positions: float32 scores against float64 closed forms ---------------------------------
+
+// Far beyond any training length, in groups where the distances 0, 1, 6 and 7 recur.
+const std::vector<double> kLongPositions = {0,      1,      7,      65536,   65537,   65543,
+                                            100000, 100001, 100007, 1 << 20, (1 << 20) + 1, (1 << 20) + 7};
+
+// The same random q and k at every position of a window of `count`: [1, 1, count, dims].
+QueryKey repeated_query_key(const torch::Tensor& qv, const torch::Tensor& kv, int64_t count) {
+  const int64_t dims = qv.numel();
+  return {qv.view({1, 1, 1, dims}).expand({1, 1, count, dims}).contiguous(),
+          kv.view({1, 1, 1, dims}).expand({1, 1, count, dims}).contiguous()};
+}
+
+TEST(RopeLongPositions, ScoresFollowThePolarClosedFormAndDependOnlyOnTheDistance) {
+  torch::manual_seed(16);
+  const int64_t hd = 16, half = hd / 2;
+  const auto qv = torch::randn({hd}), kv = torch::randn({hd});
+  const auto a = to_vector(qv), b = to_vector(kv);
+  const auto theta = plain_theta(hd, 10000.0);
+  // Pair t as complex numbers a_t = q_t + i q_{t+d/2}: q_m . k_n = sum_t |a_t||b_t| cos((m - n) theta_t + phase_t)
+  // with phase_t = arg a_t - arg b_t; the sum of |a_t||b_t| bounds it.
+  const auto closed_form = [&](double rel) {
+    double score = 0;
+    for (int64_t t = 0; t < half; ++t) {
+      const double phase = std::atan2(a[t + half], a[t]) - std::atan2(b[t + half], b[t]);
+      score += std::hypot(a[t], a[t + half]) * std::hypot(b[t], b[t + half]) * std::cos(rel * theta[t] + phase);
+    }
+    return score;
+  };
+  double magnitude = 0;
+  for (int64_t t = 0; t < half; ++t) magnitude += std::hypot(a[t], a[t + half]) * std::hypot(b[t], b[t + half]);
+  const double tolerance = 4e-6 * magnitude;  // float32 rounding; a float32 angle at 2^20 would be off by ~0.06
+
+  const auto rope = build("rope", nlohmann::json::object(), {32, 2, 1, 128});
+  const int64_t n = int64_t(kLongPositions.size());
+  const QueryKey raw = repeated_query_key(qv, kv, n);
+  const auto qk = transform(*rope, raw.q, raw.k, explicit_positions(kLongPositions));
+  const auto scores = torch::matmul(qk.q[0][0], qk.k[0][0].t()).to(torch::kFloat64);
+  std::map<double, double> score_at_distance;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      const double rel = kLongPositions[i] - kLongPositions[j], got = scores[i][j].item<double>();
+      ASSERT_NEAR(got, closed_form(rel), tolerance) << kLongPositions[i] << " " << kLongPositions[j];
+      const auto [seen, is_new] = score_at_distance.emplace(rel, got);
+      if (!is_new) {
+        ASSERT_NEAR(got, seen->second, 2 * tolerance) << "m - n = " << rel << " at " << kLongPositions[i];
+      }
+    }
+  }
+  EXPECT_GT(std::abs(closed_form(1.0) - closed_form(65536.0)), 0.01 * magnitude) << "the distance matters";
+
+  // The cached 0..T-1 tables, past 100,000 tokens.
+  const int64_t T = 100001;
+  const QueryKey raw_long = repeated_query_key(qv, kv, T);
+  const auto long_qk = transform(*rope, raw_long.q, raw_long.k, Positions::arange(T, kCpu));
+  for (const int64_t j : {int64_t(0), int64_t(34464), int64_t(65536), int64_t(99993), int64_t(100000)}) {
+    const double got = torch::dot(long_qk.q[0][0][T - 1], long_qk.k[0][0][j]).item<double>();
+    EXPECT_NEAR(got, closed_form(double(T - 1 - j)), tolerance) << j;
+  }
+}
+
+TEST(XPosLongPositions, ScoresAreRopeTimesTheDecayAtAnyOffsetAndTheRangeGuardCountsTheSpan) {
+  torch::manual_seed(17);
+  const int64_t hd = 8, half = hd / 2;
+  const double scale_base = 512.0;
+  const auto qv = torch::randn({hd}), kv = torch::randn({hd});
+  const auto a = to_vector(qv), b = to_vector(kv);
+  const auto theta = plain_theta(hd, 10000.0);
+  // docs: zeta_t = (2t/d + 0.4) / 1.4; pair t's score is RoPE's times zeta_t^((m - n)/scale_base).
+  const auto decay = [&](double rel) {
+    std::vector<double> d;
+    for (int64_t t = 0; t < half; ++t) d.push_back(std::pow((2.0 * double(t) / double(hd) + 0.4) / 1.4, rel / scale_base));
+    return d;
+  };
+  const auto bound = [&](double rel) {  // sum of the pair terms' magnitudes
+    const auto d = decay(rel);
+    double sum = 0;
+    for (int64_t t = 0; t < half; ++t) sum += d[t] * std::hypot(a[t], a[t + half]) * std::hypot(b[t], b[t + half]);
+    return sum;
+  };
+  const auto xpos = build("xpos", {{"scale_base", scale_base}}, {16, 2, 1, 128});
+  // Each window is scaled about its own centre: the scores may not depend on where it lies.
+  std::map<double, double> score_at_distance;
+  for (const double offset : {65536.0, 100000.0, double(1 << 20)}) {
+    const std::vector<double> positions = {offset, offset + 1, offset + 7, offset + 4000};
+    const QueryKey raw = repeated_query_key(qv, kv, int64_t(positions.size()));
+    const auto qk = transform(*xpos, raw.q, raw.k, explicit_positions(positions));
+    const auto qf = qk.q[0][0].to(torch::kFloat64), kf = qk.k[0][0].to(torch::kFloat64);
+    for (std::size_t i = 0; i < positions.size(); ++i) {
+      for (std::size_t j = 0; j <= i; ++j) {
+        const double rel = positions[i] - positions[j], got = torch::dot(qf[i], kf[j]).item<double>();
+        ASSERT_NEAR(got, closed_form_score(a, b, theta, rel, decay(rel)), 1e-5 * bound(rel) + 1e-30)
+            << positions[i] << " " << positions[j];
+        const auto [seen, is_new] = score_at_distance.emplace(rel, got);
+        if (!is_new) {
+          ASSERT_NEAR(got, seen->second, 2e-5 * bound(rel)) << "m - n = " << rel << " at " << offset;
+        }
+      }
+    }
+  }
+  // The guard (docs: at most xpos_max_length(scale_base) = 69,478 consecutive positions at 512)
+  // bounds the span of a window, not its positions: 2^20 .. 2^20 + 69,477 runs, one more does not.
+  const double far = double(1 << 20);
+  const QueryKey pair = repeated_query_key(qv, kv, 2);
+  const auto edge = transform(*xpos, pair.q, pair.k, explicit_positions({far, far + 69477}));
+  EXPECT_TRUE(torch::isfinite(edge.q).all().item<bool>() && torch::isfinite(edge.k).all().item<bool>());
+  EXPECT_NEAR(torch::dot(edge.q[0][0][1], edge.k[0][0][1]).item<double>(), closed_form_score(a, b, theta, 0.0),
+              1e-4 * bound(0.0));  // one of q, k is scaled by ~e^-85 there, near float32's smallest normal
+  const auto message = user_error_message([&] { transform(*xpos, pair.q, pair.k, explicit_positions({far, far + 69478})); });
+  EXPECT_TRUE(contains(message, "xpos")) << message;
+  EXPECT_TRUE(contains(message, "scale_base")) << message;
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 // Position schemes, the scheme registry, causality of the model and the blockwise attention kernel.
 #include <cmath>
-#include <limits>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -17,31 +16,18 @@
 #include "position/scheme.h"
 
 namespace extrap {
-
-// Defined in src/position/sinusoidal.cpp ("exposed for tests"); not declared in any header.
-torch::Tensor sinusoidal_table(const torch::Tensor& positions, int64_t d_model, double base);
-
 namespace {
 
+using test::build;
 using test::contains;
+using test::kCpu;
+using test::max_abs_diff;
+using test::naive_attention;
+using test::transform;
 using test::user_error_message;
 
-const torch::Device kCpu(torch::kCPU);
-
-
-
-std::shared_ptr<PositionScheme> build_scheme(const std::string& name, const nlohmann::json& given,
-                                             const ModelShape& shape) {
-  return make_scheme(name, resolve_scheme_params(find_scheme(name), given), shape);
-}
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
-}
-
 void rotate(PositionScheme& scheme, torch::Tensor& q, torch::Tensor& k, const Positions& positions) {
-  QueryKey qk{q, k};
-  scheme.transform_qk(qk, positions);
+  const QueryKey qk = transform(scheme, q, k, positions);
   q = qk.q;
   k = qk.k;
 }
@@ -178,7 +164,7 @@ TEST(SinusoidalScheme, TableGoldenValues) {
 }
 
 TEST(SinusoidalScheme, InputEmbeddingIsTheTable) {
-  const auto scheme = build_scheme("sinusoidal", {{"base", 100.0}}, {8, 2, 1, 16});
+  const auto scheme = build("sinusoidal", {{"base", 100.0}}, {8, 2, 1, 16});
   const auto embedding = scheme->input_embedding(Positions::arange(12, kCpu));
   ASSERT_TRUE(embedding.defined());
   EXPECT_TRUE(torch::equal(embedding, sinusoidal_table(torch::arange(12, torch::kFloat64), 8, 100.0)));
@@ -192,17 +178,17 @@ TEST(LearnedScheme, TableSizeDefaultsToTrainLength) {
   };
   EXPECT_EQ(max_length("learned", nlohmann::json::object()), 24);
   EXPECT_EQ(max_length("learned", {{"max_positions", 48}}), 48);
-  EXPECT_EQ(build_scheme("learned", {{"max_positions", 48}}, {16, 2, 1, 24})->input_embedding(Positions::arange(48, kCpu)).size(0), 48);
+  EXPECT_EQ(build("learned", {{"max_positions", 48}}, {16, 2, 1, 24})->input_embedding(Positions::arange(48, kCpu)).size(0), 48);
   // Schemes without a table are unbounded.
   EXPECT_EQ(max_length("rope", nlohmann::json::object()), 0);
 }
 
 TEST(LearnedScheme, TableShorterThanTrainLengthIsRejected) {
   const auto message =
-      user_error_message([] { build_scheme("learned", {{"max_positions", 16}}, {16, 2, 1, 24}); });
+      user_error_message([] { build("learned", {{"max_positions", 16}}, {16, 2, 1, 24}); });
   EXPECT_TRUE(contains(message, "position.max_positions")) << message;
   EXPECT_TRUE(contains(message, "24")) << message;
-  EXPECT_TRUE(contains(user_error_message([] { build_scheme("learned", {{"max_positions", -1}}, {16, 2, 1, 24}); }),
+  EXPECT_TRUE(contains(user_error_message([] { build("learned", {{"max_positions", -1}}, {16, 2, 1, 24}); }),
                        "position.max_positions"));
 }
 
@@ -244,15 +230,15 @@ TEST(SchemeRegistry, ResolvesDefaultsAndRejectsBadParams) {
   message = user_error_message([] { resolve_scheme_params(find_scheme("learned"), {{"max_positions", 64.5}}); });
   EXPECT_TRUE(contains(message, "position.max_positions")) << message;
 
-  message = user_error_message([] { build_scheme("rope", {{"base", 1.0}}, {16, 2, 1, 8}); });
+  message = user_error_message([] { build("rope", {{"base", 1.0}}, {16, 2, 1, 8}); });
   EXPECT_TRUE(contains(message, "position.base")) << message;
 }
 
 TEST(SchemeRegistry, RopeRejectsOddHeadDimension) {
-  const auto message = user_error_message([] { build_scheme("rope", nlohmann::json::object(), {6, 2, 1, 8}); });
+  const auto message = user_error_message([] { build("rope", nlohmann::json::object(), {6, 2, 1, 8}); });
   EXPECT_TRUE(contains(message, "odd")) << message;
   EXPECT_TRUE(contains(message, "model.d_model")) << message;
-  EXPECT_NO_THROW(build_scheme("alibi", nlohmann::json::object(), {6, 2, 1, 8}));
+  EXPECT_NO_THROW(build("alibi", nlohmann::json::object(), {6, 2, 1, 8}));
 }
 
 TEST(SchemeRegistry, ValidationBuildsNothingAndDrawsNoRandomNumbers) {
@@ -279,7 +265,7 @@ TEST(SchemeRegistry, DeclaredHooksMatchWhatTheSchemesDo) {
   const ModelShape shape{16, 2, 2, 32};
   const auto q = torch::randn({1, 2, 6, 8}), k = torch::randn({1, 2, 6, 8});
   for (const auto& info : registered_schemes()) {
-    const auto scheme = build_scheme(info.name, nlohmann::json::object(), shape);
+    const auto scheme = build(info.name, nlohmann::json::object(), shape);
     QueryKey qk{q, k};
     scheme->transform_qk(qk, Positions::arange(6, kCpu));
     EXPECT_EQ(qk.has_far(), bool(info.hooks & kFarPassHook)) << info.name;
@@ -420,7 +406,7 @@ TEST(ModelCausality, AttentionBlockSizeDoesNotChangeLogits) {
   for (const char* name : {"alibi", "rope", "learned"}) {
     SCOPED_TRACE(name);
     torch::manual_seed(22);
-    GPT model(config, make_scheme(name, resolve_scheme_params(find_scheme(name), nlohmann::json::object()), shape));
+    GPT model(config, build(name, nlohmann::json::object(), shape));
     model->eval();
     const auto tokens = torch::randint(config.vocab_size, {2, 37}, torch::kInt64);
     const auto positions = Positions::arange(37, kCpu);
@@ -432,18 +418,6 @@ TEST(ModelCausality, AttentionBlockSizeDoesNotChangeLogits) {
 }
 
 // ---- Blockwise attention ----------------------------------------------------------------------
-
-// Plain full causal attention: softmax(0.5 q k^T + bias + causal mask) v, as [B, T, H, hd] (the
-// blockwise calls below use scale 0.5).
-torch::Tensor naive_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const torch::Tensor& bias) {
-  const int64_t length = q.size(2);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * 0.5;
-  if (bias.defined()) scores = scores + bias;
-  const auto mask = torch::ones({length, length}, torch::kBool).triu(1);
-  scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-  return torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2);
-}
 
 TEST(BlockwiseAttention, MatchesFullAttentionWithAlibi) {
   torch::manual_seed(31);
@@ -466,9 +440,9 @@ TEST(BlockwiseAttention, MatchesFullAttentionWithAlibi) {
       for (int64_t j = 0; j < length; ++j) bias[h][i][j] = -slopes[h] * double(i - j);
     }
   }
-  EXPECT_LT(max_abs_diff(single, naive_attention(q, k, v, bias)), 1e-5);
+  EXPECT_LT(max_abs_diff(single, naive_attention(QueryKey{q, k}, v, 0.5, bias)), 1e-5);
   // The bias matters: without it the result is different.
-  EXPECT_GT(max_abs_diff(single, naive_attention(q, k, v, {})), 1e-3);
+  EXPECT_GT(max_abs_diff(single, naive_attention(QueryKey{q, k}, v, 0.5)), 1e-3);
 }
 
 TEST(BlockwiseAttention, MatchesFullAttentionWithRope) {
@@ -484,7 +458,7 @@ TEST(BlockwiseAttention, MatchesFullAttentionWithRope) {
   const auto blocked = blockwise(q, k, v, rope, positions, 7);
   const auto single = blockwise(q, k, v, rope, positions, 1000);
   EXPECT_LT(max_abs_diff(blocked, single), 1e-5);
-  EXPECT_LT(max_abs_diff(single, naive_attention(q, k, v, {})), 1e-5);
+  EXPECT_LT(max_abs_diff(single, naive_attention(QueryKey{q, k}, v, 0.5)), 1e-5);
   // Block boundaries that do not divide the length, and one-row blocks.
   EXPECT_LT(max_abs_diff(blockwise(q, k, v, rope, positions, 1), single), 1e-5);
   EXPECT_LT(max_abs_diff(blockwise(q, k, v, rope, positions, 39), single), 1e-5);
@@ -504,7 +478,7 @@ AttentionInputs random_inputs(int64_t length, bool requires_grad) {
   return in;
 }
 
-TEST(FusedAttention, ForwardMatchesBlockwise) {
+TEST(FusedAttention, ForwardMatchesBlockwiseWithAlibiAndRope) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(41);
   const int64_t length = 45;
@@ -513,17 +487,23 @@ TEST(FusedAttention, ForwardMatchesBlockwise) {
   Rope rope(8, 10000.0);
   const auto in = random_inputs(length, false);
   for (PositionScheme* scheme : {static_cast<PositionScheme*>(&alibi), static_cast<PositionScheme*>(&rope)}) {
-    const auto reference = blockwise(in.q, in.k, in.v, *scheme, positions, 1000);
+    // Queries and keys as the model hands them to the kernels: rotated by RoPE, unchanged by ALiBi.
+    const QueryKey qk = transform(*scheme, in.q, in.k, positions);
+    const auto reference = blockwise(qk.q, qk.k, in.v, *scheme, positions, 1000);
+    if (scheme == &rope) {
+      EXPECT_GT(max_abs_diff(reference, blockwise(in.q, in.k, in.v, rope, positions, 1000)), 1e-3)
+          << "the rotation changes nothing";
+    }
     for (int64_t block : {1, 7, 16, 45, 1000}) {
       SCOPED_TRACE(block);
-      const auto result = fused(in.q, in.k, in.v, *scheme, positions, block);
+      const auto result = fused(qk.q, qk.k, in.v, *scheme, positions, block);
       ASSERT_EQ(result.sizes(), reference.sizes());
       EXPECT_LT(max_abs_diff(result, reference), 1e-5);
     }
   }
 }
 
-TEST(FusedAttention, GradientsMatchBlockwise) {
+TEST(FusedAttention, GradientsMatchBlockwiseWithAlibiAndRope) {
   torch::manual_seed(42);
   const int64_t length = 30;
   const auto positions = Positions::arange(length, kCpu);
@@ -535,10 +515,11 @@ TEST(FusedAttention, GradientsMatchBlockwise) {
     AttentionInputs plain_in{fused_in.q.detach().clone().set_requires_grad(true),
                              fused_in.k.detach().clone().set_requires_grad(true),
                              fused_in.v.detach().clone().set_requires_grad(true)};
-    (fused(fused_in.q, fused_in.k, fused_in.v, *scheme, positions, 7) * weights).sum().backward();
-    (blockwise(plain_in.q, plain_in.k, plain_in.v, *scheme, positions, 7) * weights)
-        .sum()
-        .backward();
+    // The gradients reach the raw queries and keys through the rotation.
+    const QueryKey fused_qk = transform(*scheme, fused_in.q, fused_in.k, positions);
+    const QueryKey plain_qk = transform(*scheme, plain_in.q, plain_in.k, positions);
+    (fused(fused_qk.q, fused_qk.k, fused_in.v, *scheme, positions, 7) * weights).sum().backward();
+    (blockwise(plain_qk.q, plain_qk.k, plain_in.v, *scheme, positions, 7) * weights).sum().backward();
     EXPECT_LT(max_abs_diff(fused_in.q.grad(), plain_in.q.grad()), 1e-5);
     EXPECT_LT(max_abs_diff(fused_in.k.grad(), plain_in.k.grad()), 1e-5);
     EXPECT_LT(max_abs_diff(fused_in.v.grad(), plain_in.v.grad()), 1e-5);

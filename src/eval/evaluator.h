@@ -14,7 +14,7 @@ struct EvalOptions {
   std::vector<int64_t> lengths;
   std::string split = "test";
   int64_t max_tokens = 65536;      // targets scored per length (see each protocol in docs/results.md)
-  std::vector<std::string> protocols{"nonoverlap"};  // each evaluated at every length
+  std::vector<ProtocolKind> protocols{ProtocolKind::kNonoverlap};  // each evaluated at every length
   ProtocolParams protocol_params;  // --stride, --suffix-targets, --suffix-source
   std::vector<std::string> treatment_files;  // --treatments: JSON files of named variants (eval/treatment.h)
   bool include_baseline = true;    // also evaluate the untreated model (row "baseline")

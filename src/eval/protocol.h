@@ -9,6 +9,7 @@
 // window starting at `start` is target start + p.
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,16 +78,25 @@ std::vector<std::pair<int64_t, int64_t>> position_buckets(int64_t length);
 
 // ---- Protocols resolved for one evaluation ----------------------------------------------------
 
-inline constexpr const char* kProtocolNames = "nonoverlap, sliding, suffix or repeated";
+enum class ProtocolKind { kNonoverlap, kSliding, kSuffix, kRepeated };
+// Where the suffix protocol takes its samples: whole documents, or consecutive stream chunks.
+enum class SuffixSource { kDocuments, kStream };
 
-// Splits "nonoverlap,repeated" into names; throws UserError on an unknown, empty or repeated name.
-std::vector<std::string> parse_protocol_names(const std::string& text);
+inline constexpr const char* kProtocolNames = "nonoverlap, sliding, suffix or repeated";
+// The name in --protocol and in results documents ("nonoverlap", ...).
+const char* protocol_name(ProtocolKind kind);
+const char* suffix_source_name(SuffixSource source);
+
+// Splits "nonoverlap,repeated" into protocols; throws UserError on an unknown, empty or repeated name.
+std::vector<ProtocolKind> parse_protocol_names(const std::string& text);
+// "documents" or "stream"; throws UserError naming --suffix-source otherwise.
+SuffixSource parse_suffix_source(const std::string& name);
 
 // Options of the protocols that have some (the CLI flags).
 struct ProtocolParams {
   int64_t stride = 0;          // sliding; 0: default_stride(length) at each length
   int64_t suffix_targets = 0;  // suffix K; 0: the run's training length
-  std::string suffix_source;   // suffix: "documents" (default when empty) or "stream"
+  std::optional<SuffixSource> suffix_source;  // suffix; unset: documents
 };
 
 // What the protocols need to know about the evaluated split.
@@ -99,26 +109,27 @@ struct SplitInfo {
 
 // One protocol with every parameter resolved (the suffix samples are chosen once for all lengths).
 struct Protocol {
-  std::string name;
+  ProtocolKind kind = ProtocolKind::kNonoverlap;
   std::string split;         // the split's name and size (for messages and repeated segments)
   int64_t split_tokens = 0;
   int64_t max_tokens = 0;
   int64_t range_tokens = 0;  // nonoverlap, sliding: N = min(max_tokens, split tokens - 1) targets in range
   int64_t stride = 0;        // sliding: as given (0: default_stride(length))
   int64_t suffix_targets = 0;             // suffix: K
-  std::string suffix_source;              // suffix: documents | stream
+  SuffixSource suffix_source = SuffixSource::kDocuments;  // suffix
   int64_t sample_tokens = 0;              // suffix: max length + 1, the minimum sample size
   int64_t available_samples = 0;          // suffix: samples at least that long
   std::vector<StreamRange> samples;       // suffix: the samples used
+  const char* name() const { return protocol_name(kind); }
   // The `protocols[]` entry of the results document.
   nlohmann::json to_json() const;
 };
 
 // Validates `params` against the protocols and lengths and resolves each protocol. Throws a
-// one-line UserError for an unknown protocol, an option given to no protocol that takes it, a
+// one-line UserError for a protocol given twice, an option given to no protocol that takes it, a
 // stride outside [1, length], a suffix target count above the shortest length, or no sample long
 // enough for the suffix protocol.
-std::vector<Protocol> make_protocols(const std::vector<std::string>& names, const ProtocolParams& params,
+std::vector<Protocol> make_protocols(const std::vector<ProtocolKind>& kinds, const ProtocolParams& params,
                                      const std::vector<int64_t>& lengths, int64_t max_tokens, int64_t train_length,
                                      const SplitInfo& split);
 
