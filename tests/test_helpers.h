@@ -16,8 +16,11 @@
 #include <vector>
 
 #include "common/error.h"
+#include "model/attention.h"
 #include "model/attention_plan.h"
+#include "model/fused_attention.h"
 #include "position/scheme.h"
+#include "position/relative_bias.h"
 #include "position/scheme_info.h"
 
 namespace extrap {
@@ -150,6 +153,40 @@ class CapturedLog {
   std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
 };
 
+
+// Bias-scheme test helpers.
+
+// The same positions 0..T-1, but flagged as explicit: schemes take their general path.
+inline Positions explicit_arange(int64_t length) { return Positions{torch::arange(length, torch::kFloat64), false}; }
+
+inline void set_values(torch::Tensor& param, const torch::Tensor& values) {
+  torch::NoGradGuard no_grad;
+  param.copy_(values.reshape(param.sizes()));
+}
+
+// [rows, keys] float: 1 where key j <= query i (the entries that matter), 0 elsewhere.
+inline torch::Tensor causal_weights(const BlockRange& b) {
+  auto i = torch::arange(b.q_begin, b.q_end).unsqueeze(1), j = torch::arange(b.k_begin, b.k_end).unsqueeze(0);
+  return (j <= i).to(torch::kFloat32);
+}
+
+
+// Scheme-transformed queries and keys, and plain causal attention (scale 0.5) through either kernel.
+inline void rotate(PositionScheme& scheme, torch::Tensor& q, torch::Tensor& k, const Positions& positions) {
+  const QueryKey qk = transform(scheme, q, k, positions);
+  q = qk.q;
+  k = qk.k;
+}
+
+// Plain causal attention with scale 0.5 through either kernel.
+inline torch::Tensor blockwise(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, PositionScheme& scheme,
+                        const Positions& positions, int64_t block) {
+  return blockwise_causal_attention(QueryKey{q, k}, v, AttentionCall{scheme, positions, {}, block, 0.5}, 0.0, false);
+}
+inline torch::Tensor fused(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, PositionScheme& scheme,
+                    const Positions& positions, int64_t block) {
+  return fused_causal_attention(QueryKey{q, k}, v, AttentionCall{scheme, positions, {}, block, 0.5});
+}
 
 }  // namespace test
 }  // namespace extrap
