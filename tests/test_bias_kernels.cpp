@@ -31,10 +31,6 @@ using test::explicit_positions;
 using test::kCpu;
 using test::max_abs_diff;
 using test::naive_attention;
-using test::user_error_message;
-using test::causal_weights;
-using test::explicit_arange;
-using test::set_values;
 // ---- Both attention kernels with every bias scheme ----------------------------------------------
 
 struct LabelledScheme {

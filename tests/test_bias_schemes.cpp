@@ -26,12 +26,10 @@ namespace extrap {
 namespace {
 
 using test::build;
-using test::config_path;
 using test::contains;
 using test::explicit_positions;
 using test::kCpu;
 using test::max_abs_diff;
-using test::naive_attention;
 using test::user_error_message;
 using test::causal_weights;
 using test::explicit_arange;

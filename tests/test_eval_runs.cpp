@@ -39,7 +39,6 @@ namespace extrap {
 namespace {
 
 using test::contains;
-using test::read_metrics;
 using test::user_error_message;
 
 namespace fs = std::filesystem;

@@ -20,12 +20,10 @@ namespace extrap {
 namespace {
 
 using test::build;
-using test::contains;
 using test::kCpu;
 using test::max_abs_diff;
 using test::naive_attention;
 using test::transform;
-using test::user_error_message;
 using test::blockwise;
 using test::fused;
 using test::rotate;

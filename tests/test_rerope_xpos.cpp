@@ -25,7 +25,6 @@ namespace {
 
 using test::build;
 using test::closed_form_score;
-using test::config_path;
 using test::contains;
 using test::explicit_positions;
 using test::kCpu;

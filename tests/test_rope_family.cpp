@@ -27,12 +27,10 @@ namespace {
 
 using test::build;
 using test::closed_form_score;
-using test::config_path;
 using test::contains;
 using test::explicit_positions;
 using test::kCpu;
 using test::max_abs_diff;
-using test::naive_attention;
 using test::plain_theta;
 using test::to_vector;
 using test::transform;

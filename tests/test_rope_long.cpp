@@ -28,8 +28,6 @@ using test::config_path;
 using test::contains;
 using test::explicit_positions;
 using test::kCpu;
-using test::max_abs_diff;
-using test::naive_attention;
 using test::plain_theta;
 using test::to_vector;
 using test::transform;
