@@ -2,7 +2,8 @@
 # The main job: install, build, fetch and prepare the Brown corpus, train a sweep of position
 # schemes at length 128 and evaluate each at 128, 512, 2048 and 8192 tokens, print the table, then
 # evaluate the RoPE model under Su's inference-time treatments (natural and repeated text) and print
-# that table too. Re-running skips finished work. About 20 minutes on a 2-core machine (see README).
+# that table too. Re-running skips finished work. About 12 minutes on a 2-core machine once
+# installed and built (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
