@@ -324,6 +324,10 @@ TEST(Treatments, UnknownKeysAndBadValuesAreErrorsNamingTheTreatment) {
       {{{"name", "g"}, {"position_sampling", {{"eval", "random"}}}},
        "treatment \"g\": position_sampling.eval: \"random\" is not one of ordinary, spread"},
       {{{"name", "h"}, {"layers", {{"layers", {1}}}}}, "treatment \"h\".layers"},
+      {{{"name", "i"}, {"position", {{"scheme", 3}}}},
+       "treatment \"i\".position.scheme: expected a scheme name (a string), got an integer"},
+      {{{"name", "j"}, {"layers", json::array({{{"layers", {1}}, {"position", {{"scheme", json::array()}}}}})}},
+       "treatment \"j\".layers[0].position.scheme: expected a scheme name (a string), got an array"},
   };
   for (const auto& [entry, expected] : cases) {
     SCOPED_TRACE(entry.dump());

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_kind.h"
 #include "common/text.h"
 #include "config/config.h"
 #include "position/scheme_info.h"
@@ -60,6 +61,9 @@ json substitute_train_length(json value, int64_t train_length, const std::string
 // family: both keep the trained weights meaningful.
 void check_position_overlay(const PositionConfig& trained, const json& overlay, const std::string& key) {
   if (!overlay.is_object()) throw UserError(key + ": expected an object of scheme parameters");
+  if (overlay.contains("scheme") && !overlay["scheme"].is_string()) {
+    throw UserError(key + ".scheme: expected a scheme name (a string), got " + json_kind_name(overlay["scheme"]));
+  }
   const SchemeInfo& was = find_scheme(trained.scheme);
   const std::string scheme = overlay.value("scheme", trained.scheme);
   const SchemeInfo& info = find_scheme(scheme);
