@@ -9,6 +9,7 @@
 #include "model/attention.h"
 #include "model/attention_plan.h"
 #include "model/fused_attention.h"
+#include "model/tiled_attention.h"
 #include "position/alibi.h"
 #include "position/sampling.h"
 #include "position/scheme.h"
@@ -132,6 +133,7 @@ TEST(AttentionKernels, MasksAndTwoPassScoresMatchTheFullMatrixReference) {
       EXPECT_LT(max_abs_diff(blockwise_causal_attention(query_key(in, c.far_from), in.v, call, 0.0, false), reference),
                 1e-5);
       EXPECT_LT(max_abs_diff(fused_causal_attention(query_key(in, c.far_from), in.v, call), reference), 1e-5);
+      EXPECT_LT(max_abs_diff(tiled_causal_attention(query_key(in, c.far_from), in.v, call), reference), 1e-5);
     }
   }
   // The cases differ from each other: the masks and the far pass really change the result.
@@ -141,29 +143,63 @@ TEST(AttentionKernels, MasksAndTwoPassScoresMatchTheFullMatrixReference) {
   EXPECT_GT(max_abs_diff(reference_of(5, {}), full), 1e-3);
 }
 
-TEST(AttentionKernels, FusedGradientsMatchTheReference) {
+TEST(AttentionKernels, MemoryLinearKernelsGradientsMatchTheReference) {
   torch::manual_seed(52);
   const int64_t length = 23;
   const auto positions = Positions::arange(length, kCpu);
   Alibi alibi(3);
   const auto weights = torch::randn({2, length, 3, 8});
+  using Kernel = torch::Tensor (*)(const QueryKey&, const torch::Tensor&, const AttentionCall&);
+  const std::pair<const char*, Kernel> kernels[] = {{"fused", fused_causal_attention}, {"tiled", tiled_causal_attention}};
   for (const auto& c : kCases) {
-    SCOPED_TRACE(testing::Message() << "window " << c.mask.window << " sinks " << c.mask.sinks << " far_from "
-                                    << c.far_from);
-    const auto fused_in = random_inputs(length, true);
-    const auto reference_in = detached_copy(fused_in);
-    const AttentionCall call{alibi, positions, c.mask, 5, 0.5};
-    (fused_causal_attention(query_key(fused_in, c.far_from), fused_in.v, call) * weights).sum().backward();
-    const auto bias = alibi.score_bias(positions, 0, length, 0, length);
-    (naive_attention(query_key(reference_in, c.far_from), reference_in.v, 0.5, bias, c.mask) * weights).sum().backward();
-    EXPECT_LT(max_abs_diff(fused_in.q.grad(), reference_in.q.grad()), 1e-5);
-    EXPECT_LT(max_abs_diff(fused_in.k.grad(), reference_in.k.grad()), 1e-5);
-    EXPECT_LT(max_abs_diff(fused_in.v.grad(), reference_in.v.grad()), 1e-5);
-    if (c.far_from > 0) {
-      EXPECT_LT(max_abs_diff(fused_in.q_far.grad(), reference_in.q_far.grad()), 1e-5);
-      EXPECT_LT(max_abs_diff(fused_in.k_far.grad(), reference_in.k_far.grad()), 1e-5);
-      EXPECT_GT(fused_in.k_far.grad().abs().max().item<double>(), 1e-3);
+    for (const auto& [name, kernel] : kernels) {
+      SCOPED_TRACE(testing::Message() << name << " window " << c.mask.window << " sinks " << c.mask.sinks
+                                      << " far_from " << c.far_from);
+      const auto kernel_in = random_inputs(length, true);
+      const auto reference_in = detached_copy(kernel_in);
+      const AttentionCall call{alibi, positions, c.mask, 5, 0.5};
+      (kernel(query_key(kernel_in, c.far_from), kernel_in.v, call) * weights).sum().backward();
+      const auto bias = alibi.score_bias(positions, 0, length, 0, length);
+      (naive_attention(query_key(reference_in, c.far_from), reference_in.v, 0.5, bias, c.mask) * weights).sum().backward();
+      EXPECT_LT(max_abs_diff(kernel_in.q.grad(), reference_in.q.grad()), 1e-5);
+      EXPECT_LT(max_abs_diff(kernel_in.k.grad(), reference_in.k.grad()), 1e-5);
+      EXPECT_LT(max_abs_diff(kernel_in.v.grad(), reference_in.v.grad()), 1e-5);
+      if (c.far_from > 0) {
+        EXPECT_LT(max_abs_diff(kernel_in.q_far.grad(), reference_in.q_far.grad()), 1e-5);
+        EXPECT_LT(max_abs_diff(kernel_in.k_far.grad(), reference_in.k_far.grad()), 1e-5);
+        EXPECT_GT(kernel_in.k_far.grad().abs().max().item<double>(), 1e-3);
+      }
     }
+  }
+}
+
+// bf16 products (what --precision bf16 runs on the CPU) stay within bf16 rounding of the float32
+// reference, outputs and gradients, with softmax statistics in float32.
+TEST(AttentionKernels, TiledBf16ProductsStayCloseToFloat32) {
+  torch::manual_seed(53);
+  const int64_t length = 40;
+  const auto positions = Positions::arange(length, kCpu);
+  Alibi alibi(3);
+  const auto weights = torch::randn({2, length, 3, 8});
+  const auto bf16_in = random_inputs(length, true);
+  const auto reference_in = detached_copy(bf16_in);
+  AttentionCall call{alibi, positions, {}, 16, 0.5};
+  call.product_dtype = torch::kBFloat16;
+  const auto out = tiled_causal_attention(query_key(bf16_in, 0), bf16_in.v, call);
+  EXPECT_EQ(out.scalar_type(), torch::kBFloat16);
+  (out.to(torch::kFloat32) * weights).sum().backward();
+  const auto bias = alibi.score_bias(positions, 0, length, 0, length);
+  const auto reference = naive_attention(query_key(reference_in, 0), reference_in.v, 0.5, bias, {});
+  (reference * weights).sum().backward();
+  const auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return (a.to(torch::kFloat32) - b).norm().item<double>() / b.norm().item<double>();
+  };
+  EXPECT_LT(relative(out, reference), 2e-2);
+  for (const auto& [got, want] : {std::pair{bf16_in.q.grad(), reference_in.q.grad()},
+                                  std::pair{bf16_in.k.grad(), reference_in.k.grad()},
+                                  std::pair{bf16_in.v.grad(), reference_in.v.grad()}}) {
+    EXPECT_EQ(got.scalar_type(), torch::kFloat32);
+    EXPECT_LT(relative(got, want), 3e-2);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "model/attention.h"
 #include "model/fused_attention.h"
+#include "model/tiled_attention.h"
 #include "model/gpt.h"
 #include "position/dpb.h"
 #include "position/fire.h"
@@ -51,13 +52,15 @@ std::vector<LabelledScheme> bias_schemes() {
           {"dpb", build("dpb", nlohmann::json::object(), shape)}};
 }
 
-torch::Tensor attend(bool fused, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+torch::Tensor attend(AttentionKernel kernel, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      PositionScheme& scheme, const Positions& positions, const KeyMask& mask, int64_t block) {
   const AttentionCall call{scheme, positions, mask, block, 0.5};
   QueryKey qk;
   qk.q = q;
   qk.k = k;
-  return fused ? fused_causal_attention(qk, v, call) : blockwise_causal_attention(qk, v, call, 0.0, false);
+  if (kernel == AttentionKernel::kFusedCpu) return fused_causal_attention(qk, v, call);
+  if (kernel == AttentionKernel::kTiled) return tiled_causal_attention(qk, v, call);
+  return blockwise_causal_attention(qk, v, call, 0.0, false);
 }
 
 // 45 sorted distinct integer positions from [0, 200): random-position training's kind of window.
@@ -67,7 +70,10 @@ Positions random_positions(int64_t length) {
                    false};
 }
 
-TEST(BiasSchemeKernels, BothKernelsMatchFullAttentionWithAndWithoutAWindow) {
+constexpr AttentionKernel kKernels[] = {AttentionKernel::kFusedCpu, AttentionKernel::kTiled, AttentionKernel::kBlockwise};
+constexpr AttentionKernel kMemoryLinearKernels[] = {AttentionKernel::kFusedCpu, AttentionKernel::kTiled};
+
+TEST(BiasSchemeKernels, EveryKernelMatchesFullAttentionWithAndWithoutAWindow) {
   torch::NoGradGuard no_grad;
   const int64_t length = 45;
   torch::manual_seed(79);
@@ -82,8 +88,10 @@ TEST(BiasSchemeKernels, BothKernelsMatchFullAttentionWithAndWithoutAWindow) {
         const auto expected = naive_attention(QueryKey{q, k}, v, 0.5, bias, mask);
         EXPECT_GT(max_abs_diff(expected, naive_attention(QueryKey{q, k}, v, 0.5, {}, mask)), 1e-3) << "the bias changes nothing";
         for (int64_t block : {1, 7, 16, 1000}) {
-          EXPECT_LT(max_abs_diff(attend(true, q, k, v, *scheme, positions, mask, block), expected), 1e-5) << block;
-          EXPECT_LT(max_abs_diff(attend(false, q, k, v, *scheme, positions, mask, block), expected), 1e-5) << block;
+          for (const auto kernel : kKernels) {
+            EXPECT_LT(max_abs_diff(attend(kernel, q, k, v, *scheme, positions, mask, block), expected), 1e-5)
+                << "kernel " << int(kernel) << " block " << block;
+          }
         }
       }
     }
@@ -95,13 +103,13 @@ struct Gradients {
   std::vector<torch::Tensor> grads;  // q, k, v, then the scheme's parameters
 };
 
-Gradients attention_gradients(bool fused, const torch::Tensor& q0, const torch::Tensor& k0, const torch::Tensor& v0,
+Gradients attention_gradients(AttentionKernel kernel, const torch::Tensor& q0, const torch::Tensor& k0, const torch::Tensor& v0,
                               PositionScheme& scheme, const Positions& positions, const KeyMask& mask,
                               const torch::Tensor& weights) {
   auto q = q0.clone().set_requires_grad(true), k = k0.clone().set_requires_grad(true),
        v = v0.clone().set_requires_grad(true);
   for (auto& p : scheme.parameters()) p.mutable_grad() = torch::Tensor();
-  auto out = attend(fused, q, k, v, scheme, positions, mask, 7);
+  auto out = attend(kernel, q, k, v, scheme, positions, mask, 7);
   (out * weights).sum().backward();
   Gradients result{out.detach(), {q.grad(), k.grad(), v.grad()}};
   for (auto& p : scheme.parameters()) {
@@ -110,7 +118,9 @@ Gradients attention_gradients(bool fused, const torch::Tensor& q0, const torch::
   return result;
 }
 
-TEST(BiasSchemeKernels, FusedGradientsMatchBlockwiseForInputsAndSchemeParameters) {
+// The memory-linear kernels recompute each block's bias in backward: their gradients, the schemes'
+// parameters' included, match the reference that keeps every block's graph.
+TEST(BiasSchemeKernels, MemoryLinearGradientsMatchBlockwiseForInputsAndSchemeParameters) {
   const int64_t length = 40;
   torch::manual_seed(80);
   const auto q = torch::randn({2, 3, length, 8}), k = torch::randn({2, 3, length, 8}), v = torch::randn({2, 3, length, 8});
@@ -120,17 +130,20 @@ TEST(BiasSchemeKernels, FusedGradientsMatchBlockwiseForInputsAndSchemeParameters
       for (const KeyMask mask : {KeyMask{}, KeyMask{16, 4}}) {
         SCOPED_TRACE(label + (positions.is_arange ? " arange" : " random positions") +
                      (mask.window ? " window 16 + 4 sinks" : " full"));
-        const auto fused = attention_gradients(true, q, k, v, *scheme, positions, mask, weights);
-        const auto plain = attention_gradients(false, q, k, v, *scheme, positions, mask, weights);
-        EXPECT_LT(max_abs_diff(fused.out, plain.out), 1e-5);
-        ASSERT_EQ(fused.grads.size(), plain.grads.size());
-        for (std::size_t g = 0; g < fused.grads.size(); ++g) {
-          const double scale = 1.0 + plain.grads[g].abs().max().item<double>();
-          EXPECT_LT(max_abs_diff(fused.grads[g], plain.grads[g]), 2e-5 * scale) << "gradient " << g;
-          // Every learnable parameter receives a gradient (index >= 3 are the scheme's).
-          EXPECT_GT(fused.grads[g].abs().max().item<double>(), 0.0) << "gradient " << g << " is zero";
+        const auto plain = attention_gradients(AttentionKernel::kBlockwise, q, k, v, *scheme, positions, mask, weights);
+        for (const auto kernel : kMemoryLinearKernels) {
+          SCOPED_TRACE(int(kernel));
+          const auto got = attention_gradients(kernel, q, k, v, *scheme, positions, mask, weights);
+          EXPECT_LT(max_abs_diff(got.out, plain.out), 1e-5);
+          ASSERT_EQ(got.grads.size(), plain.grads.size());
+          for (std::size_t g = 0; g < got.grads.size(); ++g) {
+            const double scale = 1.0 + plain.grads[g].abs().max().item<double>();
+            EXPECT_LT(max_abs_diff(got.grads[g], plain.grads[g]), 2e-5 * scale) << "gradient " << g;
+            // Every learnable parameter receives a gradient (index >= 3 are the scheme's).
+            EXPECT_GT(got.grads[g].abs().max().item<double>(), 0.0) << "gradient " << g << " is zero";
+          }
+          EXPECT_EQ(got.grads.size(), 3 + scheme->parameters().size());
         }
-        EXPECT_EQ(fused.grads.size(), 3 + scheme->parameters().size());
       }
     }
   }

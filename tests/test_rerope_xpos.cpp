@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "model/attention.h"
 #include "model/fused_attention.h"
+#include "model/tiled_attention.h"
 #include "position/rerope.h"
 #include "position/rope.h"
 #include "position/scheme.h"
@@ -168,9 +169,14 @@ TEST(ReRope, KernelsMatchNaiveTwoMatrixAttentionWithGradients) {
         const auto fused = run([&](const QueryKey& qk, const torch::Tensor& v) {
           return fused_causal_attention(qk, v, AttentionCall{*scheme, positions, {}, block, scale});
         });
+        const auto tiled = run([&](const QueryKey& qk, const torch::Tensor& v) {
+          return tiled_causal_attention(qk, v, AttentionCall{*scheme, positions, {}, block, scale});
+        });
         const char* names[] = {"output", "grad q", "grad k", "grad v"};
         for (int n = 0; n < 4; ++n) {
-          ASSERT_TRUE(blockwise[n].defined() && fused[n].defined()) << names[n];
+          ASSERT_TRUE(blockwise[n].defined() && fused[n].defined() && tiled[n].defined()) << names[n];
+          EXPECT_LT(max_abs_diff(tiled[n], expected[n]), 2e-5)
+              << "tiled " << names[n] << " k=" << leaky << " w=" << window << " block=" << block;
           EXPECT_LT(max_abs_diff(blockwise[n], expected[n]), 2e-5)
               << "blockwise " << names[n] << " k=" << leaky << " w=" << window << " block=" << block;
           EXPECT_LT(max_abs_diff(fused[n], expected[n]), 2e-5)

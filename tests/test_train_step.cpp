@@ -13,6 +13,8 @@
 namespace extrap {
 namespace {
 
+const Runtime kCpuFp32("cpu", Precision::kFp32);
+
 ModelConfig tiny_model() {
   ModelConfig model;
   model.vocab_size = 32;
@@ -57,7 +59,7 @@ double gradient_norm(const AdamW& optimizer) {
 TEST(TrainStep, ClipsTheGradientsAndReportsTheNormBeforeClipping) {
   auto setup = tiny_setup();
   const auto before = weights(setup.model);
-  const StepResult result = train_step(setup.model, setup.optimizer, setup.windows, setup.positions, 1e-3, 0.01);
+  const StepResult result = train_step(setup.model, setup.optimizer, setup.windows, setup.positions, 1e-3, 0.01, kCpuFp32);
   ASSERT_TRUE(result.applied);
   EXPECT_NEAR(result.loss, std::log(32.0), 0.5);  // an untrained model is close to uniform
   EXPECT_GT(result.grad_norm, 0.1);               // far above the limit, so clipping acts
@@ -71,7 +73,7 @@ TEST(TrainStep, ClipsTheGradientsAndReportsTheNormBeforeClipping) {
   // grad_clip 0 measures the same norm and leaves the gradients as they are.
   auto unclipped = tiny_setup();
   const StepResult plain = train_step(unclipped.model, unclipped.optimizer, unclipped.windows, unclipped.positions,
-                                      1e-3, 0.0);
+                                      1e-3, 0.0, kCpuFp32);
   EXPECT_EQ(plain.loss, result.loss);
   EXPECT_NEAR(plain.grad_norm, result.grad_norm, 1e-6 * result.grad_norm);
   EXPECT_NEAR(gradient_norm(unclipped.optimizer), plain.grad_norm, 1e-5 * plain.grad_norm);
@@ -84,7 +86,7 @@ TEST(TrainStep, ANonFiniteLossStopsBeforeBackwardAndUpdate) {
     setup.model->parameters().front().fill_(std::numeric_limits<float>::quiet_NaN());  // wte.weight
   }
   const auto before = weights(setup.model);
-  const StepResult result = train_step(setup.model, setup.optimizer, setup.windows, setup.positions, 1e-3, 1.0);
+  const StepResult result = train_step(setup.model, setup.optimizer, setup.windows, setup.positions, 1e-3, 1.0, kCpuFp32);
   EXPECT_FALSE(result.applied);
   EXPECT_TRUE(std::isnan(result.loss));
   EXPECT_TRUE(std::isnan(result.grad_norm));
@@ -124,7 +126,7 @@ TEST(AfterOptimizerStep, RunsEachDistinctSchemeOnce) {
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& item : counted->named_parameters()) named.emplace_back(item.key(), item.value());
   AdamW optimizer(named, {});
-  for (int i = 0; i < 2; ++i) train_step(counted, optimizer, setup.windows, setup.positions, 1e-3, 1.0);
+  for (int i = 0; i < 2; ++i) train_step(counted, optimizer, setup.windows, setup.positions, 1e-3, 1.0, kCpuFp32);
   EXPECT_EQ(counting->calls, 2);
 }
 

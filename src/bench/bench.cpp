@@ -2,7 +2,8 @@
 
 #include <chrono>
 
-#include "common/runtime.h"
+#include "common/process.h"
+#include "runtime/runtime.h"
 #include "config/config.h"
 #include "model/gpt.h"
 #include "position/sampling.h"
@@ -47,15 +48,32 @@ double matmul_peak_gflops(const torch::Device& device) {
   return best;
 }
 
+// One forward at `length` tokens without gradients (after one to warm caches): time and memory.
+nlohmann::json time_eval(GPT& model, const RunConfig& config, const Runtime& runtime, int64_t length) {
+  torch::NoGradGuard no_grad;
+  const auto precision = runtime.precision_scope();
+  model->eval();
+  model->set_attention_block(256);
+  const auto options = torch::TensorOptions(torch::kInt64).device(runtime.device());
+  const auto tokens = torch::randint(0, config.model.vocab_size, {1, length}, options);
+  const auto positions = evaluation_positions(config.position_sampling, length, runtime.device());
+  (void)model->forward(tokens, positions).sum().item<float>();  // warm caches
+  const auto start = Clock::now();
+  (void)model->forward(tokens, positions).sum().item<float>();
+  const double seconds = seconds_since(start);
+  return {{"length", length}, {"seconds", seconds}, {"tokens_per_s", length / seconds}, {"peak_rss_mib", peak_rss_mib()}};
+}
+
 }  // namespace
 
 nlohmann::json run_bench(const BenchOptions& options) {
-  const torch::Device device = resolve_device(options.device);
+  const Runtime runtime(options.device, options.precision);
+  const torch::Device& device = runtime.device();
   const RunConfig config = reference_config(options.overrides);
-  const int64_t batch = 16, length = config.data.train_length;
+  const int64_t batch = options.batch, length = config.data.train_length;
   torch::manual_seed(0);
   GPT model = build_model(config);
-  model->to(device);
+  runtime.place(model);
   model->train();
   model->set_attention_block(options.attention_block);
   std::vector<std::pair<std::string, torch::Tensor>> named;
@@ -67,7 +85,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
   // The very step `extrap train` runs, at a fixed learning rate.
   auto timed_step = [&] {
     const auto positions = training_positions(config.position_sampling, length, config.seed, step++, device);
-    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip).applied) {
+    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip, runtime).applied) {
       throw std::runtime_error("bench: non-finite loss or gradient norm on random tokens");
     }
   };
@@ -79,6 +97,7 @@ nlohmann::json run_bench(const BenchOptions& options) {
   auto start = Clock::now();
   for (int i = 0; i < options.steps; ++i) timed_step();
   const double step_seconds = seconds_since(start) / options.steps;
+  const double train_peak_rss = peak_rss_mib();
 
   const int64_t params = model->parameter_count();
   const auto& m = config.model;
@@ -86,29 +105,21 @@ nlohmann::json run_bench(const BenchOptions& options) {
   // (the formula of shared/bench/nanogpt_step.py).
   const double flops = 6.0 * params * batch * length + 12.0 * m.n_layers * batch * length * length * m.d_model / 2.0;
 
-  torch::NoGradGuard no_grad;
-  model->eval();
-  model->set_attention_block(256);
-  const auto eval_tokens = torch::randint(0, m.vocab_size, {1, options.eval_length}, torch::TensorOptions(torch::kInt64).device(device));
-  const auto eval_positions = evaluation_positions(config.position_sampling, options.eval_length, device);
-  (void)model->forward(eval_tokens, eval_positions).sum().item<float>();  // warm caches
-  start = Clock::now();
-  (void)model->forward(eval_tokens, eval_positions).sum().item<float>();
-  const double eval_seconds = seconds_since(start);
   const double peak = matmul_peak_gflops(device);
-
   const double gflops = flops / step_seconds / 1e9;
-  return {{"model", {{"d_model", m.d_model}, {"n_layers", m.n_layers}, {"n_heads", m.n_heads}, {"train_length", length},
-                     {"batch", batch}, {"vocab", m.vocab_size}, {"scheme", config.position.scheme}, {"overrides", options.overrides},
-                     {"parameters", params}}},
-          {"device", options.device},
-          {"threads", torch::get_num_threads()},
-          {"train", {{"step_ms", step_seconds * 1e3}, {"tokens_per_s", batch * length / step_seconds}, {"gflops", gflops},
-                     {"steps_timed", options.steps}, {"grad_clip", grad_clip}}},
-          {"eval", {{"length", options.eval_length}, {"seconds", eval_seconds},
-                    {"tokens_per_s", options.eval_length / eval_seconds}, {"peak_rss_mib", peak_rss_mib()}}},
-          {"matmul_peak_gflops", peak},
-          {"fraction_of_peak", gflops / peak}};
+  nlohmann::json result = {
+      {"model", {{"d_model", m.d_model}, {"n_layers", m.n_layers}, {"n_heads", m.n_heads}, {"train_length", length},
+                 {"batch", batch}, {"vocab", m.vocab_size}, {"scheme", config.position.scheme},
+                 {"overrides", options.overrides}, {"parameters", params}}},
+      {"device", options.device},
+      {"precision", enum_name(kPrecisionNames, runtime.precision())},
+      {"threads", torch::get_num_threads()},
+      {"train", {{"step_ms", step_seconds * 1e3}, {"tokens_per_s", batch * length / step_seconds}, {"gflops", gflops},
+                 {"steps_timed", options.steps}, {"grad_clip", grad_clip}, {"peak_rss_mib", train_peak_rss}}},
+      {"matmul_peak_gflops", peak},
+      {"fraction_of_peak", gflops / peak}};
+  if (options.eval_length > 0) result["eval"] = time_eval(model, config, runtime, options.eval_length);
+  return result;
 }
 
 }  // namespace extrap

@@ -4,20 +4,24 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/run_config.h"
+
 namespace extrap {
 
 struct BenchOptions {
   int steps = 10;
   int warmup = 3;
-  int64_t eval_length = 8192;
+  int64_t batch = 16;
+  int64_t eval_length = 8192;  // 0: no evaluation forward
   int64_t attention_block = 64;  // query rows per attention block in training (the model default)
   std::string device = "cpu";
+  Precision precision = Precision::kFp32;
   std::vector<std::string> overrides;  // --set key=value on the reference config (scheme, attention)
 };
 
 // Times training steps (train_step, the step `extrap train` runs: clipping at train.grad_clip and the
 // schemes' post-update hooks included) of the fixed reference model (d_model 256, 4 layers, 4 heads, length 256,
-// batch 16, byte vocabulary, RoPE; the same model as shared/bench/nanogpt_step.py), one eval
+// batch 16 unless --batch, byte vocabulary, RoPE; the same model as shared/bench/nanogpt_step.py), one eval
 // forward at `eval_length`, and a large matmul as the machine's peak. See docs/performance.md.
 nlohmann::json run_bench(const BenchOptions& options);
 

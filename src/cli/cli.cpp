@@ -8,7 +8,7 @@
 #include "bench/bench.h"
 #include "common/error.h"
 #include "common/files.h"
-#include "common/runtime.h"
+#include "common/process.h"
 #include "common/version.h"
 #include "data/dataset.h"
 #include "eval/evaluator.h"
@@ -100,15 +100,21 @@ void print_schemes(SchemeListing format) {
 void print_bench(const nlohmann::json& r) {
   std::string overrides;
   for (const auto& o : r["model"]["overrides"]) overrides += " " + o.get<std::string>();
-  std::cout << "reference model: d_model 256, 4 layers, 4 heads, length 256, batch 16, scheme "
-            << r["model"]["scheme"].get<std::string>() << (overrides.empty() ? "" : " (--set" + overrides + ")") << ", "
-            << r["model"]["parameters"] << " parameters, " << r["threads"] << " threads\n"
+  const auto& m = r["model"];
+  std::cout << "reference model: d_model " << m["d_model"] << ", " << m["n_layers"] << " layers, " << m["n_heads"]
+            << " heads, length " << m["train_length"] << ", batch " << m["batch"] << ", scheme "
+            << m["scheme"].get<std::string>() << (overrides.empty() ? "" : " (--set" + overrides + ")") << ", "
+            << m["parameters"] << " parameters, " << r["precision"].get<std::string>() << ", " << r["threads"]
+            << " threads\n"
             << "train: " << r["train"]["step_ms"].get<double>() << " ms/step, " << r["train"]["tokens_per_s"].get<double>()
             << " tokens/s, " << r["train"]["gflops"].get<double>() << " GFLOP/s ("
             << 100.0 * r["fraction_of_peak"].get<double>() << "% of the measured matmul peak "
-            << r["matmul_peak_gflops"].get<double>() << " GFLOP/s)\n"
-            << "eval @" << r["eval"]["length"] << ": " << r["eval"]["tokens_per_s"].get<double>() << " tokens/s, peak RSS "
-            << r["eval"]["peak_rss_mib"].get<double>() << " MiB\n";
+            << r["matmul_peak_gflops"].get<double>() << " GFLOP/s), peak RSS " << r["train"]["peak_rss_mib"].get<double>()
+            << " MiB\n";
+  if (r.contains("eval")) {
+    std::cout << "eval @" << r["eval"]["length"] << ": " << r["eval"]["tokens_per_s"].get<double>()
+              << " tokens/s, peak RSS " << r["eval"]["peak_rss_mib"].get<double>() << " MiB\n";
+  }
 }
 
 }  // namespace
@@ -119,9 +125,11 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   std::string device = "cpu";
+  std::string precision;  // empty: fp32 for bench, the run's train.precision for eval, the config's for train
   auto add_runtime = [&](CLI::App* cmd) {
     cmd->add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+    cmd->add_option("--precision", precision, "fp32 or bf16 (autocast matrix products, fp32 weights)");
   };
 
   PrepareOptions prepare;
@@ -201,7 +209,9 @@ int run_cli(int argc, char** argv) {
   auto* bench_cmd = app.add_subcommand("bench", "training and eval speed of the reference model");
   bench_cmd->add_option("--steps", bench_options.steps, "timed training steps")->check(CLI::PositiveNumber);
   bench_cmd->add_option("--warmup", bench_options.warmup, "untimed warm-up steps");
-  bench_cmd->add_option("--eval-length", bench_options.eval_length, "eval window length")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--eval-length", bench_options.eval_length, "eval window length (0: no eval forward)")
+      ->check(CLI::NonNegativeNumber);
+  bench_cmd->add_option("--batch", bench_options.batch, "training batch size")->check(CLI::PositiveNumber);
   bench_cmd->add_option("--attention-block", bench_options.attention_block, "query rows per attention block")
       ->check(CLI::PositiveNumber);
   bench_cmd->add_option("--json", bench_json, "also write the figures to this JSON file");
@@ -229,6 +239,7 @@ int run_cli(int argc, char** argv) {
       spdlog::info("prepared {} (checksum {})", prepare.output.string(), metadata["checksum"].get<std::string>());
     } else if (*train_cmd) {
       train_options.device = device;
+      if (!precision.empty()) train_options.overrides.push_back("train.precision=" + std::string(enum_name(kPrecisionNames, parse_enum(kPrecisionNames, precision, "--precision"))));
       train(train_options);
     } else if (*eval_cmd) {
       eval_options.lengths = parse_lengths(lengths);
@@ -245,6 +256,7 @@ int run_cli(int argc, char** argv) {
                         " is not a positive count");
       }
       eval_options.device = device;
+      if (!precision.empty()) eval_options.precision = parse_enum(kPrecisionNames, precision, "--precision");
       const auto document = evaluate(eval_options);
       std::cout << "\n" << render_report({document}, "ppl", TableFormat::Terminal);
       if (std::find(eval_options.protocols.begin(), eval_options.protocols.end(), ProtocolKind::kRepeated) !=
@@ -266,6 +278,7 @@ int run_cli(int argc, char** argv) {
                                        : SchemeListing::Full);
     } else if (*bench_cmd) {
       bench_options.device = device;
+      if (!precision.empty()) bench_options.precision = parse_enum(kPrecisionNames, precision, "--precision");
       const auto result = run_bench(bench_options);
       print_bench(result);
       if (!bench_json.empty()) write_json_atomic(bench_json, result);

@@ -21,7 +21,7 @@ inline const auto& names_of(QkNorm) { return kQkNormNames; }
 inline const auto& names_of(CosineScale) { return kCosineScaleNames; }
 inline const auto& names_of(TrainPositions) { return kTrainPositionNames; }
 inline const auto& names_of(EvalPositions) { return kEvalPositionNames; }
-
+inline const auto& names_of(Precision) { return kPrecisionNames; }
 
 template <typename Visitor>
 void visit(ModelConfig& m, Visitor&& v) {
@@ -77,6 +77,7 @@ void visit(TrainConfig& t, Visitor&& v) {
   v("eval_tokens", t.eval_tokens, AtLeast{1});
   v("checkpoint_interval", t.checkpoint_interval, AtLeast{1});
   v("keep_checkpoints", t.keep_checkpoints, AtLeast{1});
+  v("precision", t.precision, NoCheck{});
 }
 
 // The struct as a JSON object (enums by name).

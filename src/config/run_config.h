@@ -67,6 +67,11 @@ struct DataConfig {
   int64_t train_length = 128;  // tokens per training window
 };
 
+// Numeric precision of training and evaluation: bf16 autocasts the matrix products to bfloat16;
+// weights, optimizer state, softmax statistics, loss and RoPE angles stay float32.
+enum class Precision { kFp32, kBf16 };
+inline constexpr EnumName<Precision> kPrecisionNames[] = {{Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}};
+
 struct TrainConfig {
   int64_t batch_size = 32;
   int64_t steps = 300;
@@ -83,6 +88,7 @@ struct TrainConfig {
   int64_t eval_tokens = 16384;
   int64_t checkpoint_interval = 100;
   int64_t keep_checkpoints = 2;
+  Precision precision = Precision::kFp32;
 };
 
 struct RunConfig {

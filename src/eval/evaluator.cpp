@@ -6,7 +6,8 @@
 
 #include "common/error.h"
 #include "common/files.h"
-#include "common/runtime.h"
+#include "common/process.h"
+#include "runtime/runtime.h"
 #include "common/version.h"
 #include "config/config.h"
 #include "data/dataset.h"
@@ -49,7 +50,7 @@ struct ScoringContext {
   PositionSampling sampling;  // evaluation positions
   int64_t train_length = 0;
   int64_t batch_tokens = 0;
-  torch::Device device = torch::kCPU;
+  const Runtime& runtime;
   int64_t dynamic_step = 0;  // > 0: the model is rebuilt every dynamic_step positions (context_ends)
 };
 
@@ -66,8 +67,12 @@ void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t beg
     const int64_t from = std::max(begin, windows[r].score_from);
     if (from < end) mask[r].slice(0, from - begin, end - begin).fill_(1.0);
   }
-  batch = batch.to(context.device);
-  auto logits = model->forward(batch.slice(1, 0, end), positions.prefix(end)).slice(1, begin, end);
+  batch = batch.to(context.runtime.device());
+  torch::Tensor logits;  // float32
+  {
+    const auto precision = context.runtime.precision_scope();
+    logits = model->forward(batch.slice(1, 0, end), positions.prefix(end)).slice(1, begin, end);
+  }
   auto targets = batch.slice(1, begin + 1, end + 1);
   auto nll = -torch::log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
   auto correct = (logits.argmax(-1) == targets);
@@ -104,7 +109,7 @@ nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, 
 // Scores every window of one (protocol, length) plan: the metrics of its result row.
 nlohmann::json score_plan(const ModelFactory& make_model, const LengthPlan& plan, const ScoringContext& context) {
   const int64_t length = plan.length;
-  const auto positions = evaluation_positions(context.sampling, length, context.device);
+  const auto positions = evaluation_positions(context.sampling, length, context.runtime.device());
   const std::size_t per_batch = std::max<int64_t>(1, context.batch_tokens / length);
   PositionTotals totals(length);
   const auto start = std::chrono::steady_clock::now();
@@ -232,7 +237,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
   const auto protocols = make_protocols(options.protocols, options.protocol_params, options.lengths,
                                         options.max_tokens, config.data.train_length,
                                         split_info(dataset, options.split));
-  const torch::Device device = resolve_device(options.device);
+  const Runtime runtime(options.device, options.precision.value_or(config.train.precision));
 
   const std::vector<Treatment> treatments = selected_treatments(options);
   std::vector<RunConfig> treated;
@@ -270,18 +275,19 @@ nlohmann::json evaluate(const EvalOptions& options) {
       {"protocols", protocol_list},
       {"treatments", treatment_list},
       {"device", options.device},
+      {"precision", enum_name(kPrecisionNames, runtime.precision())},
       {"threads", torch::get_num_threads()},
       {"complete", false},
       {"results", nlohmann::json::array()}};
   for (std::size_t t = 0; t < treatments.size(); ++t) {
     const RunConfig& variant = treated[t];
     const ScoringContext context{stream,       variant.position_sampling, config.data.train_length,
-                                 options.batch_tokens, device,           dynamic_steps[t]};
+                                 options.batch_tokens, runtime,          dynamic_steps[t]};
     // Built per window length: inference-time treatments derive their extension factor from it.
     const ModelFactory make_model = [&](int64_t context_length) {
       GPT model = build_model(variant, context_length);
       copy_weights(trained, model);
-      model->to(device);
+      runtime.place(model);
       model->eval();
       model->set_attention_block(kEvalAttentionBlock);
       return model;

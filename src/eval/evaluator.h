@@ -1,10 +1,12 @@
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "config/run_config.h"
 #include "eval/protocol.h"
 
 namespace extrap {
@@ -22,6 +24,7 @@ struct EvalOptions {
   std::filesystem::path out;       // default RUN/results/eval.json
   std::filesystem::path dataset;   // default: the run's data.dataset
   std::string device = "cpu";
+  std::optional<Precision> precision;  // default: the run's train.precision
   int64_t batch_tokens = 16384;    // windows per forward = max(1, batch_tokens / length)
 };
 

@@ -3,38 +3,12 @@
 #include <cmath>
 #include <limits>
 
+#include "common/torch_compat.h"
 #include "model/fused_attention.h"
+#include "model/score_tiles.h"
+#include "model/tiled_attention.h"
 
 namespace extrap {
-namespace {
-
-// Scores of one span of keys for the block's query rows, with the span's pass (mixed spans merge
-// both passes by distance).
-torch::Tensor span_scores(const QueryKey& qk, const BlockPlan& plan, const KeySpan& span) {
-  const auto rows = [&](const torch::Tensor& q) { return q.slice(2, plan.q_begin, plan.q_end); };
-  const auto keys = [&](const torch::Tensor& k) { return k.slice(2, span.begin, span.end).transpose(-2, -1); };
-  if (span.pass == Pass::kNear) return torch::matmul(rows(qk.q), keys(qk.k));
-  const auto far = torch::matmul(rows(qk.q_far), keys(qk.k_far));
-  if (span.pass == Pass::kFar) return far;
-  const auto options = torch::TensorOptions().dtype(torch::kLong).device(qk.q.device());
-  const auto distance = torch::arange(plan.q_begin, plan.q_end, options).unsqueeze(1) -
-                        torch::arange(span.begin, span.end, options).unsqueeze(0);
-  return torch::where(distance < qk.far_from, torch::matmul(rows(qk.q), keys(qk.k)), far);
-}
-
-// -inf where query i may not see the key of a column, 0 elsewhere: [rows, columns].
-torch::Tensor mask_tile(const BlockPlan& plan, const KeyMask& mask, const torch::TensorOptions& options) {
-  auto tile = torch::full({plan.rows(), plan.columns}, -std::numeric_limits<float>::infinity());
-  auto* t = tile.data_ptr<float>();
-  for (int64_t r = 0; r < plan.rows(); ++r) {
-    int64_t ranges[2][2];
-    const int n = plan.visible_columns(plan.q_begin + r, mask, ranges);
-    for (int g = 0; g < n; ++g) std::fill(t + r * plan.columns + ranges[g][0], t + r * plan.columns + ranges[g][1], 0.0f);
-  }
-  return tile.to(options);
-}
-
-}  // namespace
 
 torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call,
                                          double dropout, bool training) {
@@ -42,18 +16,15 @@ torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor
   QueryKey scaled = qk;  // scaling q is cheaper than scaling the scores
   scaled.q = qk.q * call.scale;
   if (qk.has_far()) scaled.q_far = qk.q_far * call.scale;
+  const BiasSource biases{&call.scheme, call.positions};
   std::vector<torch::Tensor> outputs;
   for (const auto& plan : plan_attention(length, call.block, call.mask, qk.has_far() ? qk.far_from : 0)) {
-    std::vector<torch::Tensor> parts, biases;
-    for (const auto& span : plan.spans) parts.push_back(span_scores(scaled, plan, span));
-    auto scores = parts.size() == 1 ? parts[0] : torch::cat(parts, -1);  // [B, H, rows, columns]
+    auto scores = block_scores(scaled, plan);  // [B, H, rows, columns], float32
     scores = scores + mask_tile(plan, call.mask, scores.options());
-    for (const auto& seg : plan.segments) {
-      biases.push_back(call.scheme.score_bias(call.positions, plan.q_begin, plan.q_end, seg.begin, seg.end));
-    }
-    if (biases[0].defined()) scores = scores + (biases.size() == 1 ? biases[0] : torch::cat(biases, -1)).to(scores.dtype());
+    if (const auto bias = biases.block_bias(plan); bias.defined()) scores = scores + bias;
     auto probs = torch::softmax(scores, -1);
     if (training && dropout > 0) probs = torch::dropout(probs, dropout, true);
+    probs = probs.to(v.scalar_type());
     torch::Tensor out;
     for (const auto& seg : plan.segments) {
       auto part = torch::matmul(probs.narrow(-1, seg.column, seg.end - seg.begin), v.slice(2, seg.begin, seg.end));
@@ -62,6 +33,25 @@ torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor
     outputs.push_back(out.transpose(1, 2));  // [B, rows, H, hd]
   }
   return outputs.size() == 1 ? outputs[0] : torch::cat(outputs, 1);
+}
+
+torch::Tensor sdpa_causal_attention(const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call,
+                                    double dropout, bool training) {
+  // A scheme's bias is the same kind of tensor for every block: probing one score tells.
+  const bool plain = !qk.has_far() && !call.scheme.score_bias(call.positions, 0, 1, 0, 1).defined();
+  if (!compat::kHasSdpa || !plain) {
+    return training && dropout > 0 ? blockwise_causal_attention(qk, v, call, dropout, training)
+                                   : tiled_causal_attention(qk, v, call);
+  }
+  const int64_t length = qk.q.size(2);
+  torch::Tensor mask;  // undefined: plain causal
+  if (call.mask.window > 0) {
+    const auto index = torch::TensorOptions().dtype(torch::kLong).device(qk.q.device());
+    const auto positions = torch::arange(length, index);
+    mask = visible(positions.unsqueeze(1), positions.unsqueeze(0), call.mask);
+  }
+  return compat::scaled_dot_product_attention(qk.q, qk.k, v, mask, training ? dropout : 0.0, !mask.defined(), call.scale)
+      .transpose(1, 2);
 }
 
 torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length) {
@@ -140,11 +130,22 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
     if (qk.has_far()) qk.q_far = qk.q_far * per_query;
   }
   const AttentionCall call{*scheme_, positions, KeyMask{attention_.window, attention_.sinks}, block_,
-                           score_scale(attention_, head_dim_, train_length_)};
-  // Attention dropout needs the unfused path; the fused kernel is a CPU float32 kernel.
-  auto y = (is_training() && dropout_ > 0) || !qk.q.is_cpu() || qk.q.scalar_type() != torch::kFloat32
-               ? blockwise_causal_attention(qk, v, call, dropout_, is_training())
-               : fused_causal_attention(qk, v, call);
+                           score_scale(attention_, head_dim_, train_length_), product_dtype_};
+  torch::Tensor y;
+  if (kernel_ == AttentionKernel::kSdpa) {
+    y = sdpa_causal_attention(qk, v, call, dropout_, is_training());
+  } else if (kernel_ == AttentionKernel::kBlockwise || (is_training() && dropout_ > 0)) {
+    y = blockwise_causal_attention(qk, v, call, dropout_, is_training());  // the only kernel with dropout
+  } else if (kernel_ == AttentionKernel::kTiled) {
+    y = tiled_causal_attention(qk, v, call);
+  } else {
+    // The fused kernel computes in float32: under bf16 autocast, the projections hand it bf16.
+    QueryKey qk32 = qk;
+    for (auto* t : {&qk32.q, &qk32.k, &qk32.q_far, &qk32.k_far}) {
+      if (t->defined()) *t = t->to(torch::kFloat32);
+    }
+    y = fused_causal_attention(qk32, v.to(torch::kFloat32), call);
+  }
   y = linear(y.reshape({batch, length, n_heads_ * head_dim_}), proj_);
   return torch::dropout(y, dropout_, is_training());
 }

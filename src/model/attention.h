@@ -10,11 +10,29 @@ namespace extrap {
 
 // Causal softmax attention with stock batched ops, one block of queries at a time over the keys the
 // block can see (attention_plan.h). The score buffer is [B, H, block, visible keys], so memory grows
-// linearly with T. It supports attention dropout and any device; on the CPU without dropout the
-// model uses the faster fused kernel (fused_attention.h), which computes the same thing.
+// linearly with T in evaluation (training keeps each block's probabilities for backward). It
+// supports attention dropout, any device and any dtype (scores and softmax in float32); the fused
+// CPU kernel (fused_attention.h) computes the same thing faster and is tested against it.
 // qk and v: [B, H, T, head_dim]; returns [B, T, H, head_dim].
 torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call,
                                          double dropout, bool training);
+
+// Causal attention through LibTorch's scaled_dot_product_attention (flash / memory-efficient kernels
+// on CUDA, LibTorch 2.1 and later) when the scores are plain: no bias and no far pass. Windows and
+// sinks become a boolean mask built on the device. Other layers go to blockwise_causal_attention.
+// Same arguments and result layout as blockwise_causal_attention (which handles attention dropout
+// in the fallback; tiled_causal_attention otherwise).
+torch::Tensor sdpa_causal_attention(const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call,
+                                    double dropout, bool training);
+
+// Which implementation computes a layer's attention; the runtime (src/runtime/) picks it per model.
+// All but the blockwise reference keep training memory linear in T.
+enum class AttentionKernel {
+  kFusedCpu,   // fused_causal_attention: CPU, float32 products on raw BLAS calls
+  kTiled,      // tiled_causal_attention: stock ops on any device, products in the call's product dtype
+  kBlockwise,  // blockwise_causal_attention: stock autograd, the reference the others are tested against
+  kSdpa,       // sdpa_causal_attention where the scores are plain, the tiled kernel elsewhere
+};
 
 // Per-query factors that multiply the queries (logits) of one layer, [T] float32, or undefined when
 // every factor is 1: log-n scaling (Su: log_{L_train} of the number of visible keys, floored, in
@@ -29,6 +47,11 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
                           std::shared_ptr<PositionScheme> scheme, int64_t train_length);
   torch::Tensor forward(const torch::Tensor& x, const Positions& positions);
   void set_block_size(int64_t block) { block_ = block; }
+  // The kernel and the dtype of its matrix products (the tiled kernel's; the fused one is float32).
+  void set_kernel(AttentionKernel kernel, c10::ScalarType products) {
+    kernel_ = kernel;
+    product_dtype_ = products;
+  }
   // N(0, std) weights and zero biases; the output projection (a residual branch) gets residual_std.
   void init_weights(double std, double residual_std);
   const PositionScheme& scheme() const { return *scheme_; }
@@ -38,6 +61,8 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   double dropout_;
   AttentionConfig attention_;
   int64_t block_ = 64;  // fastest for training lengths of a few hundred (bench/compare.sh)
+  AttentionKernel kernel_ = AttentionKernel::kFusedCpu;
+  c10::ScalarType product_dtype_ = c10::kFloat;
   std::shared_ptr<PositionScheme> scheme_;  // owned by the model, possibly shared with other layers
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr};
   torch::Tensor qk_bias_;  // [2, H, head_dim] when attention.qk_bias

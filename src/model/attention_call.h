@@ -11,6 +11,9 @@ struct AttentionCall {
   KeyMask mask;
   int64_t block = 64;  // query rows per block: changes speed and memory, never results
   double scale = 1.0;  // scores are scale * q.k (+ bias)
+  // The dtype of the tiled kernel's matrix products (bf16 under bf16 precision); other kernels
+  // ignore it.
+  c10::ScalarType product_dtype = c10::kFloat;
 };
 
 }  // namespace extrap

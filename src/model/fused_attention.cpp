@@ -3,9 +3,10 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <functional>
+#include <cmath>
 
 #include "model/blas.h"
+#include "model/score_tiles.h"
 #include "model/vector_exp.h"
 
 namespace extrap {
@@ -96,19 +97,31 @@ void block_scores(const BlockPlan& plan, const HeadInputs& in, int64_t dim, floa
   }
 }
 
+void add_bias(float* s, const int64_t ranges[2][2], int n, const float* bias_row) {
+  for (int g = 0; g < n; ++g)
+    for (int64_t j = ranges[g][0]; j < ranges[g][1]; ++j) s[j] += bias_row[j];
+}
+
+// Zeroes the columns of a score row outside its visible ranges.
+void zero_invisible(float* s, const int64_t ranges[2][2], int n, int64_t cols) {
+  int64_t next = 0;  // first column not yet handled
+  for (int g = 0; g < n; ++g) {
+    std::fill(s + next, s + ranges[g][0], 0.0f);
+    next = ranges[g][1];
+  }
+  std::fill(s + next, s + cols, 0.0f);
+}
+
 // In place over one score tile: add the bias, softmax each row over its visible columns, and zero the
-// rest (never exponentiated, so no -inf needed).
-void masked_softmax(float* scores, const BlockPlan& plan, const KeyMask& mask, const BiasTile& bias) {
+// rest (never exponentiated, so no -inf needed). lse (when given) receives each row's log-sum-exp,
+// all that backward needs to rebuild the probabilities from recomputed scores.
+void masked_softmax(float* scores, const BlockPlan& plan, const KeyMask& mask, const BiasTile& bias, float* lse) {
   const int64_t cols = plan.columns;
   for (int64_t r = 0; r < plan.rows(); ++r) {
     float* s = scores + r * cols;
     int64_t ranges[2][2];
     const int n = plan.visible_columns(plan.q_begin + r, mask, ranges);
-    if (bias.data) {
-      const float* bias_row = bias.data + r * bias.row_stride;
-      for (int g = 0; g < n; ++g)
-        for (int64_t j = ranges[g][0]; j < ranges[g][1]; ++j) s[j] += bias_row[j];
-    }
+    if (bias.data) add_bias(s, ranges, n, bias.data + r * bias.row_stride);
     // A NaN score makes its row NaN (through exp), and so does a +inf one (inf - inf); -inf weighs 0.
     float max = s[ranges[0][0]];
     for (int g = 0; g < n; ++g) {
@@ -123,28 +136,41 @@ void masked_softmax(float* scores, const BlockPlan& plan, const KeyMask& mask, c
       sum += reduce(width, 0.0f, plus, [x](int64_t j) { return x[j]; });
     }
     const float inv = 1.0f / sum;
-    int64_t next = 0;  // first column not yet handled
-    for (int g = 0; g < n; ++g) {
-      std::fill(s + next, s + ranges[g][0], 0.0f);
+    for (int g = 0; g < n; ++g)
       for (int64_t j = ranges[g][0]; j < ranges[g][1]; ++j) s[j] *= inv;
-      next = ranges[g][1];
-    }
-    std::fill(s + next, s + cols, 0.0f);
+    zero_invisible(s, ranges, n, cols);
+    if (lse) lse[r] = max + std::log(sum);
   }
 }
 
-// Softmax backward in place: dS = P * (dP - sum_j dP * P) over the visible columns (P is zero elsewhere).
-void softmax_backward(float* d_s, const float* p, int64_t rows, int64_t cols) {
+// Backward's rebuild of masked_softmax's output from the same scores and the saved log-sum-exp:
+// P = exp(s + bias - lse) over the visible columns, 0 elsewhere.
+void probabilities_from_lse(float* scores, const BlockPlan& plan, const KeyMask& mask, const BiasTile& bias,
+                            const float* lse) {
+  const int64_t cols = plan.columns;
+  for (int64_t r = 0; r < plan.rows(); ++r) {
+    float* s = scores + r * cols;
+    int64_t ranges[2][2];
+    const int n = plan.visible_columns(plan.q_begin + r, mask, ranges);
+    if (bias.data) add_bias(s, ranges, n, bias.data + r * bias.row_stride);
+    for (int g = 0; g < n; ++g) {
+      float* x = s + ranges[g][0];
+      const int64_t width = ranges[g][1] - ranges[g][0];
+      for (int64_t j = 0; j < width; ++j) x[j] = vector_exp(x[j] - lse[r]);
+    }
+    zero_invisible(s, ranges, n, cols);
+  }
+}
+
+// Softmax backward in place: dS = P * (dP - D) with D = sum_j dP * P = dO . O per row (P is zero
+// on invisible columns, so they get zero).
+void softmax_backward(float* d_s, const float* p, const float* row_dot, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
     float* ds = d_s + r * cols;
     const float* pr = p + r * cols;
-    const float dot = reduce(cols, 0.0f, plus, [ds, pr](int64_t j) { return ds[j] * pr[j]; });
-    for (int64_t j = 0; j < cols; ++j) ds[j] = pr[j] * (ds[j] - dot);
+    for (int64_t j = 0; j < cols; ++j) ds[j] = pr[j] * (ds[j] - row_dot[r]);
   }
 }
-
-// The score bias of one block (undefined for bias-free schemes).
-using BlockBias = std::function<torch::Tensor(std::size_t i, const BlockPlan& plan)>;
 
 struct Inputs {
   torch::Tensor q, k, v, q_far, k_far;  // far = near tensors when there is a single pass
@@ -155,26 +181,23 @@ HeadInputs head_inputs(const Inputs& in, int64_t b, int64_t h) {
   return {head(in.q, b, h), head(in.k, b, h), head(in.v, b, h), head(in.q_far, b, h), head(in.k_far, b, h)};
 }
 
-// Forward over all blocks into out [B, T, H, hd]. probs[i] receives block i's probabilities
-// [B, H, rows, columns] when training; otherwise a per-thread tile is reused. Biases are requested
-// one block at a time, so evaluation never holds more than one block's bias.
+// Forward over all blocks into out [B, T, H, hd]. With lse ([B, H, T] float32) the rows' log-sum-exp
+// is stored for backward; the probabilities themselves live in one per-thread tile only.
 void attention_forward(const Inputs& in, const std::vector<BlockPlan>& plans, const KeyMask& mask,
-                       const BlockBias& block_bias, float scale, torch::Tensor& out, std::vector<torch::Tensor>* probs) {
+                       const BiasSource& biases, float scale, torch::Tensor& out, torch::Tensor* lse) {
   const int64_t batch = in.q.size(0), heads = in.q.size(1), length = in.q.size(2), dim = in.q.size(3);
-  for (std::size_t i = 0; i < plans.size(); ++i) {
-    const BlockPlan& plan = plans[i];
+  for (const BlockPlan& plan : plans) {
     const int64_t rows = plan.rows(), cols = plan.columns;
-    const auto bias = block_bias(i, plan);
+    const auto bias = biases.block_bias(plan);
     const auto bias4 = bias.defined() ? as_4d(bias) : torch::Tensor();
-    auto block_probs = probs ? torch::empty({batch, heads, rows, cols}, in.q.options()) : torch::Tensor();
     at::parallel_for(0, batch * heads, 1, [&](int64_t first, int64_t last) {
-      std::vector<float> tile(probs ? 0 : rows * cols), scratch;
+      std::vector<float> tile(rows * cols), scratch;
       for (int64_t bh = first; bh < last; ++bh) {
         const int64_t b = bh / heads, h = bh % heads;
         const auto hi = head_inputs(in, b, h);
-        float* p = probs ? block_probs.data_ptr<float>() + bh * rows * cols : tile.data();
+        float* p = tile.data();
         block_scores(plan, hi, dim, scale, in.far_from, p, scratch);
-        masked_softmax(p, plan, mask, bias_tile(bias4, b, h));
+        masked_softmax(p, plan, mask, bias_tile(bias4, b, h), lse ? lse->data_ptr<float>() + bh * length + plan.q_begin : nullptr);
         float* o = out.data_ptr<float>() + (b * length + plan.q_begin) * heads * dim + h * dim;  // [B, T, H, hd]
         for (std::size_t s = 0; s < plan.segments.size(); ++s) {
           const auto& seg = plan.segments[s];
@@ -183,7 +206,6 @@ void attention_forward(const Inputs& in, const std::vector<BlockPlan>& plans, co
         }
       }
     });
-    if (probs) probs->push_back(block_probs);
   }
 }
 
@@ -197,30 +219,69 @@ void span_grads(const BlockPlan& plan, const KeySpan& span, const float* d_s, in
        grad_k.row(span.begin), grad_k.row_stride);
 }
 
+// The q/k/v gradients of one pass pair, [B, H, T, hd] views of [B, T, H, hd] storage.
+struct Grads {
+  torch::Tensor q, k, v, q_far, k_far;
+};
+
+// Score gradients d_s of a block's spans into the q/k gradients of their passes.
+void score_grads(const BlockPlan& plan, const HeadInputs& hi, const float* d_s, int64_t dim, float scale,
+                 int64_t far_from, const Grads& grads, int64_t b, int64_t h, std::vector<float>& split) {
+  const int64_t rows = plan.rows(), cols = plan.columns;
+  const auto gq = head(grads.q, b, h), gk = head(grads.k, b, h);
+  for (const auto& span : plan.spans) {
+    const float* ds = d_s + span.column;
+    if (span.pass == Pass::kNear) {
+      span_grads(plan, span, ds, cols, dim, scale, hi.q, hi.k, gq, gk);
+      continue;
+    }
+    const auto gq_far = head(grads.q_far, b, h), gk_far = head(grads.k_far, b, h);
+    if (span.pass == Pass::kFar) {
+      span_grads(plan, span, ds, cols, dim, scale, hi.q_far, hi.k_far, gq_far, gk_far);
+      continue;
+    }
+    // Split the mixed span's gradient by pass: near entries to one copy, far to another.
+    const int64_t width = span.end - span.begin;
+    split.assign(2 * rows * width, 0.0f);
+    float* near = split.data();
+    float* far = split.data() + rows * width;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t first_near = plan.q_begin + r - far_from + 1;
+      for (int64_t c = 0; c < width; ++c) (span.begin + c < first_near ? far : near)[r * width + c] = ds[r * cols + c];
+    }
+    const KeySpan local{span.begin, span.end, 0, span.pass};
+    span_grads(plan, local, near, width, dim, scale, hi.q, hi.k, gq, gk);
+    span_grads(plan, local, far, width, dim, scale, hi.q_far, hi.k_far, gq_far, gk_far);
+  }
+}
+
+// FlashAttention's recipe on the CPU: forward keeps one float per query row (its log-sum-exp), and
+// backward recomputes each block's scores, biases and probabilities. Memory is linear in T for
+// every scheme; the price is one more score product per block in backward.
 class CausalAttentionFunction : public torch::autograd::Function<CausalAttentionFunction> {
  public:
   // q_far and k_far are the near tensors again when far_from == 0 (their gradients are then unused).
+  // bias_params: the scheme's learnable parameters, inputs here so that autograd routes their
+  // gradients through this function.
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
-                               torch::Tensor q_far, torch::Tensor k_far, at::TensorList bias_list, int64_t far_from,
-                               int64_t window, int64_t sinks, int64_t block, double scale) {
-    const std::vector<torch::Tensor> biases = bias_list.vec();  // a TensorList, so autograd tracks the biases
+                               torch::Tensor q_far, torch::Tensor k_far, at::TensorList bias_params,
+                               c10::intrusive_ptr<BiasSourceHolder> biases, int64_t far_from, int64_t window,
+                               int64_t sinks, int64_t block, double scale) {
     Inputs in{blas_ready(q), blas_ready(k), blas_ready(v), blas_ready(q_far), blas_ready(k_far), far_from};
     const KeyMask mask{window, sinks};
     const auto plans = plan_attention(q.size(2), block, mask, far_from);
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
-    std::vector<torch::Tensor> probs;
-    const BlockBias stored = [&](std::size_t i, const BlockPlan&) {
-      return biases.empty() ? torch::Tensor() : biases[i];
-    };
-    attention_forward(in, plans, mask, stored, float(scale), out, &probs);
-    ctx->save_for_backward({in.q, in.k, in.v, in.q_far, in.k_far});
+    auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options());
+    attention_forward(in, plans, mask, biases->source, float(scale), out, &lse);
+    std::vector<torch::Tensor> saved{in.q, in.k, in.v, in.q_far, in.k_far, out, lse};
+    for (const auto& p : bias_params) saved.push_back(p);
+    ctx->save_for_backward(saved);
+    ctx->saved_data["biases"] = c10::IValue::make_capsule(biases);
     ctx->saved_data["far_from"] = far_from;
     ctx->saved_data["window"] = window;
     ctx->saved_data["sinks"] = sinks;
     ctx->saved_data["block"] = block;
     ctx->saved_data["scale"] = scale;
-    ctx->saved_data["probs"] = probs;
-    ctx->saved_data["biases"] = biases;
     return out;
   }
 
@@ -228,75 +289,66 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     const auto saved = ctx->get_saved_variables();
     const int64_t far_from = ctx->saved_data["far_from"].toInt();
     const Inputs in{saved[0], saved[1], saved[2], saved[3], saved[4], far_from};
+    const auto& out = saved[5];
+    const auto& lse = saved[6];
+    const std::vector<torch::Tensor> params(saved.begin() + 7, saved.end());
+    const auto holder = c10::static_intrusive_pointer_cast<BiasSourceHolder>(ctx->saved_data["biases"].toCapsule());
+    const BiasSource& biases = holder->source;
     const KeyMask mask{ctx->saved_data["window"].toInt(), ctx->saved_data["sinks"].toInt()};
     const auto plans = plan_attention(in.q.size(2), ctx->saved_data["block"].toInt(), mask, far_from);
     const float scale = float(ctx->saved_data["scale"].toDouble());
-    const auto probs = ctx->saved_data["probs"].toTensorVector();
-    const auto biases = ctx->saved_data["biases"].toTensorVector();
     const auto grad_out = grad_outputs[0].contiguous();  // [B, T, H, hd]
     const int64_t batch = in.q.size(0), heads = in.q.size(1), length = in.q.size(2), dim = in.q.size(3);
+    // D = dO . O per query row: the softmax backward's row term, without the probabilities.
+    const auto row_dot = (grad_out * out).sum(-1).transpose(1, 2).contiguous();  // [B, H, T]
     // Gradients laid out as [B, T, H, hd] (viewed as [B, H, T, hd]): the layout the q/k/v views of the
     // projection output have, so their backward needs no copy.
     auto zeros_in_projection_layout = [&] { return torch::zeros({batch, length, heads, dim}, in.q.options()).transpose(1, 2); };
     const bool two_pass = far_from > 0;
-    auto grad_q = zeros_in_projection_layout(), grad_k = zeros_in_projection_layout(),
-         grad_v = zeros_in_projection_layout();
-    auto grad_q_far = two_pass ? zeros_in_projection_layout() : torch::Tensor();
-    auto grad_k_far = two_pass ? zeros_in_projection_layout() : torch::Tensor();
-    variable_list grads{grad_q, grad_k, grad_v, grad_q_far, grad_k_far};
-    for (std::size_t i = 0; i < plans.size(); ++i) {
-      const BlockPlan& plan = plans[i];
+    const Grads grads{zeros_in_projection_layout(), zeros_in_projection_layout(), zeros_in_projection_layout(),
+                      two_pass ? zeros_in_projection_layout() : torch::Tensor(),
+                      two_pass ? zeros_in_projection_layout() : torch::Tensor()};
+    bool params_need_grad = false;
+    for (const auto& p : params) params_need_grad = params_need_grad || p.requires_grad();
+    std::vector<torch::Tensor> param_grads(params.size());
+    for (const BlockPlan& plan : plans) {
       const int64_t rows = plan.rows(), cols = plan.columns;
-      const bool bias_grad = !biases.empty() && biases[i].requires_grad();
-      auto grad_scores = bias_grad ? torch::empty_like(probs[i]) : torch::Tensor();
+      torch::Tensor bias;
+      {
+        torch::AutoGradMode rebuild_graph(params_need_grad);  // backward runs with gradients off
+        bias = biases.block_bias(plan);
+      }
+      const auto bias4 = bias.defined() ? as_4d(bias.detach()) : torch::Tensor();
+      const bool bias_grad = bias.defined() && bias.requires_grad();
+      auto grad_scores = bias_grad ? torch::empty({batch, heads, rows, cols}, in.q.options()) : torch::Tensor();
       at::parallel_for(0, batch * heads, 1, [&](int64_t first, int64_t last) {
-        std::vector<float> d_s(rows * cols), split;
+        std::vector<float> p(rows * cols), d_s(rows * cols), scratch, split;
         for (int64_t bh = first; bh < last; ++bh) {
           const int64_t b = bh / heads, h = bh % heads;
-          const float* p = probs[i].data_ptr<float>() + bh * rows * cols;
-          const float* d_out = grad_out.data_ptr<float>() + (b * length + plan.q_begin) * heads * dim + h * dim;
           const auto hi = head_inputs(in, b, h);
-          const auto gq = head(grad_q, b, h), gk = head(grad_k, b, h), gv = head(grad_v, b, h);
+          block_scores(plan, hi, dim, scale, far_from, p.data(), scratch);
+          probabilities_from_lse(p.data(), plan, mask, bias_tile(bias4, b, h),
+                                 lse.data_ptr<float>() + bh * length + plan.q_begin);
+          const float* d_out = grad_out.data_ptr<float>() + (b * length + plan.q_begin) * heads * dim + h * dim;
+          const auto gv = head(grads.v, b, h);
           for (const auto& seg : plan.segments) {
             const int64_t width = seg.end - seg.begin;
-            gemm(true, false, width, dim, rows, 1.0f, p + seg.column, cols, d_out, heads * dim, 1.0f,
+            gemm(true, false, width, dim, rows, 1.0f, p.data() + seg.column, cols, d_out, heads * dim, 1.0f,
                  gv.row(seg.begin), gv.row_stride);
             gemm(false, true, rows, width, dim, 1.0f, d_out, heads * dim, hi.v.row(seg.begin), hi.v.row_stride, 0.0f,
                  d_s.data() + seg.column, cols);
           }
-          softmax_backward(d_s.data(), p, rows, cols);
-          for (const auto& span : plan.spans) {
-            const float* ds = d_s.data() + span.column;
-            if (span.pass == Pass::kNear) {
-              span_grads(plan, span, ds, cols, dim, scale, hi.q, hi.k, gq, gk);
-            } else if (span.pass == Pass::kFar) {
-              span_grads(plan, span, ds, cols, dim, scale, hi.q_far, hi.k_far, head(grad_q_far, b, h),
-                         head(grad_k_far, b, h));
-            } else {
-              // Split the mixed span's gradient by pass: near entries to one copy, far to another.
-              const int64_t width = span.end - span.begin;
-              split.assign(2 * rows * width, 0.0f);
-              float* near = split.data();
-              float* far = split.data() + rows * width;
-              for (int64_t r = 0; r < rows; ++r) {
-                const int64_t first_near = plan.q_begin + r - far_from + 1;
-                for (int64_t c = 0; c < width; ++c) {
-                  (span.begin + c < first_near ? far : near)[r * width + c] = ds[r * cols + c];
-                }
-              }
-              KeySpan local{span.begin, span.end, 0, span.pass};
-              span_grads(plan, local, near, width, dim, scale, hi.q, hi.k, gq, gk);
-              span_grads(plan, local, far, width, dim, scale, hi.q_far, hi.k_far, head(grad_q_far, b, h),
-                         head(grad_k_far, b, h));
-            }
-          }
+          softmax_backward(d_s.data(), p.data(), row_dot.data_ptr<float>() + bh * length + plan.q_begin, rows, cols);
+          score_grads(plan, hi, d_s.data(), dim, scale, far_from, grads, b, h, split);
           if (bias_grad) std::copy(d_s.begin(), d_s.end(), grad_scores.data_ptr<float>() + bh * rows * cols);
         }
       });
-      if (!biases.empty()) grads.push_back(bias_grad ? at::sum_to(grad_scores, biases[i].sizes()) : torch::Tensor());
+      if (bias_grad) add_bias_parameter_grads(bias, grad_scores, params, param_grads);
     }
-    for (int extra = 0; extra < 5; ++extra) grads.push_back(torch::Tensor());  // far_from, window, sinks, block, scale
-    return grads;
+    variable_list result{grads.q, grads.k, grads.v, grads.q_far, grads.k_far};
+    result.insert(result.end(), param_grads.begin(), param_grads.end());
+    for (int extra = 0; extra < 6; ++extra) result.push_back(torch::Tensor());  // biases, far_from, ..., scale
+    return result;
   }
 };
 
@@ -306,35 +358,17 @@ torch::Tensor fused_causal_attention(const QueryKey& qk, const torch::Tensor& v,
   TORCH_CHECK(qk.q.is_cpu() && qk.q.scalar_type() == torch::kFloat32, "fused attention needs float32 CPU tensors");
   const int64_t far_from = qk.has_far() ? qk.far_from : 0;
   const auto q_far = qk.has_far() ? qk.q_far : qk.q, k_far = qk.has_far() ? qk.k_far : qk.k;
-  const auto plans = plan_attention(qk.q.size(2), call.block, call.mask, far_from);
-  const BlockBias from_scheme = [&](std::size_t, const BlockPlan& plan) {
-    std::vector<torch::Tensor> parts;
-    for (const auto& seg : plan.segments) {
-      auto part = call.scheme.score_bias(call.positions, plan.q_begin, plan.q_end, seg.begin, seg.end);
-      if (!part.defined()) return torch::Tensor();  // a scheme has a bias for every block or for none
-      parts.push_back(part.to(torch::kFloat32));
-    }
-    return parts.size() == 1 ? parts[0] : torch::cat(parts, -1);
-  };
-  if (torch::GradMode::is_enabled()) {
-    // Training: the biases become autograd inputs (learnable bias schemes get gradients).
-    std::vector<torch::Tensor> biases;
-    for (std::size_t i = 0; i < plans.size(); ++i) {
-      auto bias = from_scheme(i, plans[i]);
-      if (!bias.defined()) break;
-      biases.push_back(bias);
-    }
-    bool needs_grad = !biases.empty() && biases[0].requires_grad();
-    for (const auto* t : {&qk.q, &qk.k, &v, &q_far, &k_far}) needs_grad = needs_grad || t->requires_grad();
-    // Without anything to differentiate, keeping every block's probabilities would only cost memory.
-    if (needs_grad) {
-      return CausalAttentionFunction::apply(qk.q, qk.k, v, q_far, k_far, at::TensorList(biases), far_from,
-                                            call.mask.window, call.mask.sinks, call.block, call.scale);
-    }
+  const BiasSource biases{&call.scheme, call.positions};
+  const auto params = learnable_parameters(call.scheme);
+  if (needs_backward(qk, v, params)) {
+    return CausalAttentionFunction::apply(qk.q, qk.k, v, q_far, k_far, at::TensorList(params),
+                                          c10::make_intrusive<BiasSourceHolder>(biases), far_from, call.mask.window,
+                                          call.mask.sinks, call.block, call.scale);
   }
-  auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, qk.q.options());  // no probabilities kept
+  auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, qk.q.options());
   const Inputs in{blas_ready(qk.q), blas_ready(qk.k), blas_ready(v), blas_ready(q_far), blas_ready(k_far), far_from};
-  attention_forward(in, plans, call.mask, from_scheme, float(call.scale), out, nullptr);
+  attention_forward(in, plan_attention(qk.q.size(2), call.block, call.mask, far_from), call.mask, biases,
+                    float(call.scale), out, nullptr);
   return out;
 }
 

@@ -91,6 +91,10 @@ void GPTImpl::set_attention_block(int64_t block) {
   for (auto& block_module : *blocks_) block_module->as<BlockImpl>()->attn->set_block_size(block);
 }
 
+void GPTImpl::set_attention_kernel(AttentionKernel kernel, c10::ScalarType products) {
+  for (auto& block_module : *blocks_) block_module->as<BlockImpl>()->attn->set_kernel(kernel, products);
+}
+
 void GPTImpl::after_optimizer_step() {
   std::vector<PositionScheme*> done{scheme_.get()};
   scheme_->after_optimizer_step();
@@ -114,7 +118,8 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& pos
   x = torch::dropout(x, config_.dropout, is_training());
   for (auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x, positions);
   x = ln_f_(x);
-  return torch::linear(x, lm_head_ ? lm_head_->weight : wte_->weight);
+  // float32 also when autocast ran the head in bf16: the loss and the evaluation NLL need it.
+  return torch::linear(x, lm_head_ ? lm_head_->weight : wte_->weight).to(torch::kFloat32);
 }
 
 GPT build_model(const RunConfig& config, int64_t context_length) {

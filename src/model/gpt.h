@@ -47,6 +47,9 @@ class GPTImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& tokens, const Positions& positions);
   // Query rows per attention block: a speed/memory knob that never changes results.
   void set_attention_block(int64_t block);
+  // The implementation every attention layer runs and the dtype of its matrix products (the
+  // runtime picks them; see src/runtime/).
+  void set_attention_kernel(AttentionKernel kernel, c10::ScalarType products);
   // Runs each distinct scheme's post-update hook once (e.g. KERPLE's projection onto its constraints).
   void after_optimizer_step();
   const ModelConfig& config() const { return config_; }

@@ -6,11 +6,15 @@
 namespace extrap {
 
 StepResult train_step(GPT& model, AdamW& optimizer, const torch::Tensor& windows, const Positions& positions,
-                      double lr, double grad_clip) {
+                      double lr, double grad_clip, const Runtime& runtime) {
   const int64_t length = windows.size(1) - 1;
-  auto logits = model->forward(windows.slice(1, 0, length), positions);
-  auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
-                                        windows.slice(1, 1, length + 1).reshape({-1}));
+  torch::Tensor loss;
+  {
+    const auto precision = runtime.precision_scope();
+    const auto logits = model->forward(windows.slice(1, 0, length), positions);  // float32
+    loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
+                                     windows.slice(1, 1, length + 1).reshape({-1}));
+  }
   StepResult result;
   result.loss = loss.item<double>();
   if (!std::isfinite(result.loss)) return result;

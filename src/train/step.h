@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "model/gpt.h"
+#include "runtime/runtime.h"
 #include "train/adamw.h"
 
 namespace extrap {
@@ -20,8 +21,8 @@ struct StepResult {
 };
 
 // windows: [B, T+1] token ids; inputs are [:, :-1], targets [:, 1:]. grad_clip <= 0 measures the
-// norm without clipping.
+// norm without clipping. The forward runs at the runtime's precision.
 StepResult train_step(GPT& model, AdamW& optimizer, const torch::Tensor& windows, const Positions& positions,
-                      double lr, double grad_clip);
+                      double lr, double grad_clip, const Runtime& runtime);
 
 }  // namespace extrap

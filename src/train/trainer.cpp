@@ -9,7 +9,8 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/random.h"
-#include "common/runtime.h"
+#include "common/process.h"
+#include "runtime/runtime.h"
 #include "common/text.h"
 #include "common/version.h"
 #include "config/config.h"
@@ -71,9 +72,10 @@ torch::Tensor gather_windows(const std::vector<uint16_t>& stream, const std::vec
 // Mean next-token loss over consecutive windows of the validation stream (fixed, so comparable
 // across steps and runs).
 double validation_loss(GPT& model, const std::vector<uint16_t>& stream, const Positions& positions,
-                       int64_t batch_size, int64_t max_tokens, const torch::Device& device) {
+                       int64_t batch_size, int64_t max_tokens, const Runtime& runtime) {
   const int64_t length = positions.size();
   torch::NoGradGuard no_grad;
+  const auto precision = runtime.precision_scope();
   model->eval();
   std::vector<int64_t> offsets;
   // At least one window, even when max_tokens < length.
@@ -85,7 +87,7 @@ double validation_loss(GPT& model, const std::vector<uint16_t>& stream, const Po
   int64_t count = 0;
   for (std::size_t b = 0; b < offsets.size(); b += batch_size) {
     std::vector<int64_t> chunk(offsets.begin() + b, offsets.begin() + std::min(offsets.size(), b + batch_size));
-    auto windows = gather_windows(stream, chunk, length).to(device);
+    auto windows = gather_windows(stream, chunk, length).to(runtime.device());
     auto logits = model->forward(windows.slice(1, 0, length), positions);
     auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
                                           windows.slice(1, 1, length + 1).reshape({-1}),
@@ -128,9 +130,15 @@ RunSetup resolve_run(const TrainOptions& options) {
     return setup;
   }
   setup.config = config_from_json(read_json_file(saved), saved.string());
+  if (!from_file && !options.overrides.empty()) {  // --set (or --precision) with --resume --out: checked too
+    auto document = read_json_file(saved);
+    for (const auto& assignment : options.overrides) apply_override(document, assignment);
+    from_file = config_from_json(document, saved.string());
+  }
   if (from_file && from_file->resolved != setup.config.resolved) {
     const auto diff = nlohmann::json::diff(setup.config.resolved, from_file->resolved);
-    throw UserError(options.config_path + ": differs from " + saved.string() + " at " +
+    throw UserError((options.config_path.empty() ? std::string("--set") : options.config_path) + ": differs from " +
+                    saved.string() + " at " +
                     diff.at(0).at("path").get<std::string>() + "; a resumed run must keep its config");
   }
   return setup;
@@ -197,7 +205,8 @@ void train(const TrainOptions& options) {
     spdlog::info("{}: already finished (DONE); nothing to do", run_dir.string());
     return;
   }
-  const torch::Device device = resolve_device(options.device);
+  const Runtime runtime(options.device, config.train.precision);
+  const torch::Device& device = runtime.device();
 
   // Everything that can fail on bad input happens before the run directory is touched.
   const Dataset dataset = Dataset::load(config.data.dataset);
@@ -220,7 +229,7 @@ void train(const TrainOptions& options) {
 
   torch::manual_seed(config.seed);
   GPT model = build_model(config);
-  model->to(device);
+  runtime.place(model);
   model->train();
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
@@ -247,13 +256,14 @@ void train(const TrainOptions& options) {
                        {"created", utc_timestamp()},
                        {"dataset", {{"path", config.data.dataset}, {"checksum", dataset.checksum()}}},
                        {"device", options.device},
+                       {"precision", enum_name(kPrecisionNames, config.train.precision)},
                        {"threads", torch::get_num_threads()},
                        {"parameters", model->parameter_count()}});
     write_file_atomic(metrics_file, "");
   }
-  spdlog::info("run {} | scheme {} | {} parameters | train_length {} | batch {} | {} steps | {} threads", run_dir.string(),
-               config.position.scheme, model->parameter_count(), length, tc.batch_size, tc.steps,
-               torch::get_num_threads());
+  spdlog::info("run {} | scheme {} | {} parameters | train_length {} | batch {} | {} steps | {} | {} threads",
+               run_dir.string(), config.position.scheme, model->parameter_count(), length, tc.batch_size, tc.steps,
+               enum_name(kPrecisionNames, tc.precision), torch::get_num_threads());
 
   const int64_t offsets_available = int64_t(train_stream.size()) - length;  // windows need length + 1 tokens
   const auto session_start = Clock::now();
@@ -277,7 +287,7 @@ void train(const TrainOptions& options) {
     const auto windows = gather_windows(train_stream, offsets, length).to(device);
     torch::manual_seed(splitmix64(config.seed + 0x9e37ULL * uint64_t(step + 1)));  // dropout, per step
     const auto positions = training_positions(config.position_sampling, length, config.seed, step, device);
-    const StepResult result = train_step(model, optimizer, windows, positions, lr, tc.grad_clip);
+    const StepResult result = train_step(model, optimizer, windows, positions, lr, tc.grad_clip, runtime);
     if (!std::isfinite(result.loss)) stop_non_finite("training loss", result.loss, step + 1, lr, run_dir);
     if (!result.applied) stop_non_finite("gradient norm", result.grad_norm, step + 1, lr, run_dir);
     const double loss_value = result.loss, grad_norm = result.grad_norm;
@@ -298,7 +308,7 @@ void train(const TrainOptions& options) {
       window_tokens = 0;
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
-      last_val = validation_loss(model, val_stream, evaluation_positions(config.position_sampling, length, device), tc.batch_size, tc.eval_tokens, device);
+      last_val = validation_loss(model, val_stream, evaluation_positions(config.position_sampling, length, device), tc.batch_size, tc.eval_tokens, runtime);
       spdlog::info("step {:>6}/{} | val loss {:.4f} | val ppl {:.2f}", done, tc.steps, last_val, std::exp(last_val));
       append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
     }

@@ -5,9 +5,6 @@
 
 namespace extrap {
 
-// "cpu" or "cuda" (the latter only when this LibTorch build and machine have CUDA).
-torch::Device resolve_device(const std::string& name);
-
 // Sets LibTorch's intra-op threads: `requested` > 0, else every core (LibTorch defaults to 1
 // here, which wastes the machine). Returns the count in effect.
 int configure_threads(int requested);

@@ -1,0 +1,191 @@
+#include "model/tiled_attention.h"
+
+#include "model/score_tiles.h"
+
+namespace extrap {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// t in `dtype`, contiguous as [B, H, T, hd]: batched products then view their operands' block slices
+// as [B * H, rows, hd] instead of copying them (the projections' views are [B, T, H, hd] underneath).
+torch::Tensor product_operand(const torch::Tensor& t, c10::ScalarType dtype) {
+  return t.to(dtype).contiguous();
+}
+
+// Queries times the score scale and all four tensors as product operands.
+QueryKey product_inputs(const QueryKey& qk, double scale, c10::ScalarType dtype) {
+  QueryKey p;
+  p.q = product_operand(qk.q * scale, dtype);
+  p.k = product_operand(qk.k, dtype);
+  if (qk.has_far()) {
+    p.q_far = product_operand(qk.q_far * scale, dtype);
+    p.k_far = product_operand(qk.k_far, dtype);
+    p.far_from = qk.far_from;
+  }
+  return p;
+}
+
+// The block's scores with mask and bias, float32 [B, H, rows, columns].
+torch::Tensor masked_scores(const QueryKey& scaled, const BlockPlan& plan, const KeyMask& mask, const torch::Tensor& bias) {
+  auto scores = block_scores(scaled, plan);
+  scores = scores + mask_tile(plan, mask, scores.options());
+  return bias.defined() ? scores + bias : scores;
+}
+
+// Forward into out [B, T, H, hd]; lse [B, H, T] float32 receives each row's log-sum-exp when defined.
+void tiled_forward(const QueryKey& scaled, const torch::Tensor& v, const std::vector<BlockPlan>& plans,
+                   const KeyMask& mask, const BiasSource& biases, torch::Tensor& out, torch::Tensor lse) {
+  for (const auto& plan : plans) {
+    const auto scores = masked_scores(scaled, plan, mask, biases.block_bias(plan));
+    const auto row_lse = torch::logsumexp(scores, -1, /*keepdim=*/true);  // every row sees one key at least
+    const auto probs = torch::exp(scores - row_lse).to(v.scalar_type());
+    torch::Tensor rows;
+    for (const auto& seg : plan.segments) {
+      auto part = torch::matmul(probs.narrow(-1, seg.column, seg.end - seg.begin), v.slice(2, seg.begin, seg.end));
+      rows = rows.defined() ? rows + part : part;
+    }
+    out.slice(1, plan.q_begin, plan.q_end).copy_(rows.transpose(1, 2));
+    if (lse.defined()) lse.slice(2, plan.q_begin, plan.q_end).copy_(row_lse.squeeze(-1));
+  }
+}
+
+// Float32 gradient accumulators of q, k and (with a far pass) q_far, k_far, in the scaled-input sense.
+struct ScoreGrads {
+  torch::Tensor q, k, q_far, k_far;
+};
+
+// One span's score gradient ds into its pass's q rows and k keys (ds is already in the product dtype).
+void add_span_grads(const torch::Tensor& ds, const BlockPlan& plan, const KeySpan& span, const torch::Tensor& q,
+                    const torch::Tensor& k, torch::Tensor& grad_q, torch::Tensor& grad_k) {
+  grad_q.slice(2, plan.q_begin, plan.q_end).add_(torch::matmul(ds, k.slice(2, span.begin, span.end)));
+  grad_k.slice(2, span.begin, span.end).add_(torch::matmul(ds.transpose(-2, -1), q.slice(2, plan.q_begin, plan.q_end)));
+}
+
+class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFunction> {
+ public:
+  // q_far and k_far are q and k again when far_from == 0 (a single pass; autograd needs defined
+  // inputs). bias_params: the scheme's learnable parameters.
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
+                               torch::Tensor q_far, torch::Tensor k_far, at::TensorList bias_params,
+                               c10::intrusive_ptr<BiasSourceHolder> biases, int64_t far_from, int64_t window,
+                               int64_t sinks, int64_t block, double scale, int64_t dtype) {
+    const auto product = c10::ScalarType(dtype);
+    QueryKey qk{q, k};
+    if (far_from > 0) {
+      qk.q_far = q_far;
+      qk.k_far = k_far;
+      qk.far_from = far_from;
+    }
+    const KeyMask mask{window, sinks};
+    const auto plans = plan_attention(q.size(2), block, mask, far_from);
+    auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, v.options().dtype(product));
+    auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat32));
+    tiled_forward(product_inputs(qk, scale, product), product_operand(v, product), plans, mask, biases->source, out, lse);
+    std::vector<torch::Tensor> saved{q, k, v, q_far, k_far, out, lse};
+    for (const auto& p : bias_params) saved.push_back(p);
+    ctx->save_for_backward(saved);
+    ctx->saved_data["biases"] = c10::IValue::make_capsule(biases);
+    ctx->saved_data["far_from"] = far_from;
+    ctx->saved_data["window"] = window;
+    ctx->saved_data["sinks"] = sinks;
+    ctx->saved_data["block"] = block;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["dtype"] = dtype;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &q_far = saved[3], &k_far = saved[4];
+    const auto &out = saved[5], &lse = saved[6];
+    const std::vector<torch::Tensor> params(saved.begin() + 7, saved.end());
+    const auto holder = c10::static_intrusive_pointer_cast<BiasSourceHolder>(ctx->saved_data["biases"].toCapsule());
+    const int64_t far_from = ctx->saved_data["far_from"].toInt();
+    const KeyMask mask{ctx->saved_data["window"].toInt(), ctx->saved_data["sinks"].toInt()};
+    const auto plans = plan_attention(q.size(2), ctx->saved_data["block"].toInt(), mask, far_from);
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto product = c10::ScalarType(ctx->saved_data["dtype"].toInt());
+    QueryKey qk{q, k};
+    if (far_from > 0) {
+      qk.q_far = q_far;
+      qk.k_far = k_far;
+      qk.far_from = far_from;
+    }
+    const QueryKey scaled = product_inputs(qk, scale, product);
+    const auto v_product = product_operand(v, product);
+    const auto grad_out = grad_outputs[0].transpose(1, 2);  // [B, H, T, hd]
+    const auto grad_out_product = product_operand(grad_out, product);
+    // D = dO . O per query row: the softmax backward's row term, without the probabilities.
+    const auto row_dot = (grad_out.to(torch::kFloat32) * out.transpose(1, 2).to(torch::kFloat32)).sum(-1, true);
+    const auto zeros = [&] { return torch::zeros(q.sizes(), q.options().dtype(torch::kFloat32)); };
+    auto grad_v = zeros();
+    ScoreGrads grads{zeros(), zeros(), far_from > 0 ? zeros() : torch::Tensor(), far_from > 0 ? zeros() : torch::Tensor()};
+    bool params_need_grad = false;
+    for (const auto& p : params) params_need_grad = params_need_grad || p.requires_grad();
+    std::vector<torch::Tensor> param_grads(params.size());
+    for (const auto& plan : plans) {
+      torch::Tensor bias;
+      {
+        torch::AutoGradMode rebuild_graph(params_need_grad);  // backward runs with gradients off
+        bias = holder->source.block_bias(plan);
+      }
+      const auto rows = [&](const torch::Tensor& t) { return t.slice(2, plan.q_begin, plan.q_end); };
+      const auto probs = torch::exp(masked_scores(scaled, plan, mask, bias.defined() ? bias.detach() : bias) -
+                                    rows(lse).unsqueeze(-1));
+      const auto probs_product = probs.to(product);
+      const auto d_out = rows(grad_out_product);
+      std::vector<torch::Tensor> d_probs;
+      for (const auto& seg : plan.segments) {
+        const auto width = seg.end - seg.begin;
+        grad_v.slice(2, seg.begin, seg.end)
+            .add_(torch::matmul(probs_product.narrow(-1, seg.column, width).transpose(-2, -1), d_out));
+        d_probs.push_back(torch::matmul(d_out, v_product.slice(2, seg.begin, seg.end).transpose(-2, -1)).to(torch::kFloat32));
+      }
+      const auto d_scores = probs * ((d_probs.size() == 1 ? d_probs[0] : torch::cat(d_probs, -1)) - rows(row_dot));
+      if (bias.defined() && bias.requires_grad()) add_bias_parameter_grads(bias, d_scores, params, param_grads);
+      const auto ds = d_scores.to(product);
+      for (const auto& span : plan.spans) {
+        const auto span_ds = ds.narrow(-1, span.column, span.end - span.begin);
+        if (span.pass == Pass::kNear) {
+          add_span_grads(span_ds, plan, span, scaled.q, scaled.k, grads.q, grads.k);
+        } else if (span.pass == Pass::kFar) {
+          add_span_grads(span_ds, plan, span, scaled.q_far, scaled.k_far, grads.q_far, grads.k_far);
+        } else {
+          const auto near = near_pairs(plan, span, far_from, q.device());
+          add_span_grads(span_ds.masked_fill(near.logical_not(), 0), plan, span, scaled.q, scaled.k, grads.q, grads.k);
+          add_span_grads(span_ds.masked_fill(near, 0), plan, span, scaled.q_far, scaled.k_far, grads.q_far, grads.k_far);
+        }
+      }
+    }
+    // Scores are (scale q).k: dq = scale dS k, while dk = dS^T (scale q) is what was accumulated.
+    variable_list result{(grads.q * scale).to(q.scalar_type()), grads.k.to(k.scalar_type()), grad_v.to(v.scalar_type()),
+                         far_from > 0 ? (grads.q_far * scale).to(q_far.scalar_type()) : torch::Tensor(),
+                         far_from > 0 ? grads.k_far.to(k_far.scalar_type()) : torch::Tensor()};
+    result.insert(result.end(), param_grads.begin(), param_grads.end());
+    for (int extra = 0; extra < 7; ++extra) result.push_back(torch::Tensor());  // biases, far_from, ..., dtype
+    return result;
+  }
+};
+
+}  // namespace
+
+torch::Tensor tiled_causal_attention(const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call) {
+  const BiasSource biases{&call.scheme, call.positions};
+  const auto params = learnable_parameters(call.scheme);
+  if (needs_backward(qk, v, params)) {
+    const bool two_pass = qk.has_far();
+    return TiledAttentionFunction::apply(qk.q, qk.k, v, two_pass ? qk.q_far : qk.q, two_pass ? qk.k_far : qk.k,
+                                         at::TensorList(params), c10::make_intrusive<BiasSourceHolder>(biases),
+                                         two_pass ? qk.far_from : 0, call.mask.window,
+                                         call.mask.sinks, call.block, call.scale, int64_t(call.product_dtype));
+  }
+  const auto plans = plan_attention(qk.q.size(2), call.block, call.mask, qk.has_far() ? qk.far_from : 0);
+  auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, v.options().dtype(call.product_dtype));
+  tiled_forward(product_inputs(qk, call.scale, call.product_dtype), product_operand(v, call.product_dtype), plans, call.mask, biases,
+                out, torch::Tensor());
+  return out;
+}
+
+}  // namespace extrap
