@@ -1,7 +1,8 @@
 # The CPU attention kernel calls cblas_sgemm (src/model/blas.cpp). OpenBLAS is preferred: on Debian it
 # is what LibTorch's libblas.so.3 resolves to, so the process runs one BLAS with one thread pool.
-# Another CBLAS can be chosen with -DBLA_VENDOR=... (CMake's FindBLAS vendors).
-# Sets EXTRAP_CBLAS_LIBRARIES and EXTRAP_CBLAS_INCLUDE_DIR.
+# Another CBLAS can be chosen with -DBLA_VENDOR=... (CMake's FindBLAS vendors). Without any (a
+# PyTorch install on a machine without BLAS headers), the kernel calls LibTorch's own CPU GEMM.
+# Sets EXTRAP_HAVE_CBLAS, EXTRAP_CBLAS_LIBRARIES and EXTRAP_CBLAS_INCLUDE_DIR.
 include(CheckCXXSymbolExists)
 
 if(NOT BLA_VENDOR)
@@ -31,9 +32,13 @@ elseif(NOT EXTRAP_HAVE_CBLAS_SGEMM)
   set(_cblas_problem "cblas_sgemm is not in ${BLAS_LIBRARIES}")
 endif()
 if(_cblas_problem)
-  message(FATAL_ERROR "extrap needs CBLAS (cblas.h and cblas_sgemm) but ${_cblas_problem}. Install OpenBLAS "
-                      "(Debian: scripts/setup.sh, or apt install libopenblas-openmp-dev) or choose a BLAS with "
-                      "-DBLA_VENDOR=<FindBLAS vendor>.")
+  message(STATUS "CBLAS: none (${_cblas_problem}); the CPU attention kernel calls LibTorch's CPU GEMM. On Debian, "
+                 "scripts/setup.sh installs OpenBLAS (libopenblas-openmp-dev), the faster choice.")
+  set(EXTRAP_HAVE_CBLAS OFF)
+  set(EXTRAP_CBLAS_LIBRARIES "")
+  set(EXTRAP_CBLAS_INCLUDE_DIR "")
+  return()
 endif()
 message(STATUS "CBLAS: ${BLAS_LIBRARIES} (header in ${EXTRAP_CBLAS_INCLUDE_DIR})")
+set(EXTRAP_HAVE_CBLAS ON)
 set(EXTRAP_CBLAS_LIBRARIES ${BLAS_LIBRARIES})

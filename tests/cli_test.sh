@@ -80,7 +80,21 @@ expect='--lengths: "" is not a positive integer' expect_error "$extrap" eval --r
 expect="is a directory, expected a file path" expect_error "$extrap" eval --run "$work/run" --lengths 32 --out "$work/run"
 echo '{"name": "qkb", "attention": {"qk_bias": true}}' > "$work/qk_treatment.json"
 expect='treatment "qkb".attention.qk_bias: unknown key' expect_error "$extrap" eval --run "$work/run" --lengths 32 --treatments "$work/qk_treatment.json"
+expect='--precision: "fp16" is not one of fp32, bf16' expect_error "$extrap" eval --run "$work/run" --lengths 32 --precision fp16
 [ "$results_before" = "$(cat "$work/run/results/eval.json")" ] || fail "a refused eval rewrote the results"
+expect='--precision: "fp16" is not one of fp32, bf16' expect_error "$extrap" train --config "$work/tiny.json" --out "$work/other" --precision fp16
+expect='train.precision: "fp16" is not one of fp32, bf16' expect_error "$extrap" train --config "$work/tiny.json" --out "$work/other" --set train.precision=fp16
+[ ! -e "$work/other" ] || fail "a refused train created its run directory"
+expect='--precision: "x" is not one of fp32, bf16' expect_error "$extrap" bench --steps 1 --precision x
+expect="differs from $work/run/config.json at /train/precision" expect_error "$extrap" train --out "$work/run" --resume --precision bf16
+if ! command -v nvidia-smi >/dev/null; then
+  expect="--device cuda: this LibTorch build or machine has no CUDA device" expect_error "$extrap" eval --run "$work/run" --lengths 32 --device cuda
+fi
+# bf16 evaluation of the fp32 run: recorded in the results, close to the fp32 numbers.
+"$extrap" eval --run "$work/run" --lengths 32 --max-tokens 256 --precision bf16 --out "$work/bf16.json" --threads 1 \
+  >/dev/null 2>&1 || fail "eval --precision bf16"
+grep -q '"precision": "bf16"' "$work/bf16.json" || fail "bf16 results do not record their precision"
+grep -q '"precision": "fp32"' "$work/run/results/eval.json" || fail "fp32 results do not record their precision"
 expect="expected table, markdown or csv" expect_error "$extrap" report "$work/run" --format html
 expect="--layout wide: expected runs or su" expect_error "$extrap" report "$work/run" --layout wide
 

@@ -118,6 +118,21 @@ TEST_F(ResumeTest, ResumeIsBitIdentical) {
   expect_same_training(a, b);
 }
 
+// bf16 autocast is deterministic for a given thread count, so resume stays exact; the runs record
+// their precision and really compute differently from float32.
+TEST_F(ResumeTest, ResumeIsBitIdenticalInBf16) {
+  const fs::path whole = root_ / "bf16_whole", resumed = root_ / "bf16_resumed";
+  train_run(whole, {"train.precision=bf16"});
+  train_run(resumed, {"train.precision=bf16"});
+  fs::remove(resumed / "DONE");
+  fs::remove_all(resumed / "checkpoints" / "step_00000008");
+  resume(resumed);
+  expect_same_training(whole, resumed);
+  EXPECT_EQ(read_json_file(whole / "config.json").at("train").at("precision"), "bf16");
+  EXPECT_EQ(read_json_file(whole / "run.json").at("precision"), "bf16");
+  EXPECT_NE(read_json_file(whole / "DONE").at("val_loss"), read_json_file(run_a() / "DONE").at("val_loss"));
+}
+
 // What a kill -9 leaves behind: half an appended metrics line and a half-written checkpoint.
 TEST_F(ResumeTest, ATornMetricsLineAndAnUnfinishedCheckpointDoNotStopResume) {
   const fs::path& a = run_a();

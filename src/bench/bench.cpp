@@ -32,20 +32,61 @@ RunConfig reference_config(const std::vector<std::string>& overrides) {
   return config_from_json(document, "bench --set");
 }
 
-// Best of a few 2048^3 float32 matmuls: what this machine's BLAS can do at its best.
-double matmul_peak_gflops(const torch::Device& device) {
+// Best of a few 2048^3 matmuls in the runtime's precision: what this machine's BLAS can do at its best.
+double matmul_peak_gflops(const Runtime& runtime) {
   const int64_t n = 2048;
-  auto a = torch::randn({n, n}, torch::TensorOptions().device(device));
-  auto b = torch::randn({n, n}, torch::TensorOptions().device(device));
+  const auto options = torch::TensorOptions().device(runtime.device()).dtype(
+      runtime.precision() == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32);
+  auto a = torch::randn({n, n}, options);
+  auto b = torch::randn({n, n}, options);
   double best = 0;
   for (int i = 0; i < 4; ++i) {
     const auto start = Clock::now();
     auto c = torch::matmul(a, b);
-    if (device.is_cuda()) torch::cuda::synchronize();
-    (void)c.sum().item<float>();
+    (void)c.sum().item<float>();  // waits for the device
     best = std::max(best, 2.0 * n * n * n / seconds_since(start) / 1e9);
   }
   return best;
+}
+
+// Times options.steps training steps after options.warmup untimed ones: the train section of the results.
+nlohmann::json time_training(GPT& model, const RunConfig& config, const Runtime& runtime, const BenchOptions& options) {
+  const int64_t batch = options.batch, length = config.data.train_length;
+  model->train();
+  model->set_attention_block(options.attention_block);
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+  AdamW optimizer(named, {0.9, 0.999, 1e-8, 0.01});  // torch.optim.AdamW defaults, as in the reference
+  const auto tokens = torch::randint(0, config.model.vocab_size, {batch, length + 1},
+                                     torch::TensorOptions(torch::kInt64).device(runtime.device()));
+  const double grad_clip = config.train.grad_clip;  // as `extrap train` clips, 1.0 unless --set
+  int64_t step = 0;
+  // The very step `extrap train` runs, at a fixed learning rate (its loss.item() waits for the device).
+  auto timed_step = [&] {
+    const auto positions = training_positions(config.position_sampling, length, config.seed, step++, runtime.device());
+    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip, runtime).applied) {
+      throw std::runtime_error("bench: non-finite loss or gradient norm on random tokens");
+    }
+  };
+  for (int i = 0; i < options.warmup; ++i) timed_step();
+  if (std::getenv("EXTRAP_PROFILE")) {
+    torch::autograd::profiler::RecordProfile guard(std::getenv("EXTRAP_PROFILE"));
+    for (int i = 0; i < 3; ++i) timed_step();
+  }
+  const auto start = Clock::now();
+  for (int i = 0; i < options.steps; ++i) timed_step();
+  const double step_seconds = seconds_since(start) / options.steps;
+  const double peak_rss = peak_rss_mib();
+  const auto& m = config.model;
+  // 6 N per token for forward+backward, plus causal attention counted at half of 12 L B T^2 d
+  // (the formula of shared/bench/nanogpt_step.py).
+  const double flops = 6.0 * double(model->parameter_count()) * batch * length +
+                       12.0 * m.n_layers * batch * double(length) * length * m.d_model / 2.0;
+  const double gflops = flops / step_seconds / 1e9;
+  const double peak = matmul_peak_gflops(runtime);
+  return {{"step_ms", step_seconds * 1e3}, {"tokens_per_s", batch * length / step_seconds}, {"gflops", gflops},
+          {"steps_timed", options.steps}, {"grad_clip", grad_clip}, {"peak_rss_mib", peak_rss},
+          {"matmul_peak_gflops", peak}, {"fraction_of_peak", gflops / peak}};
 }
 
 // One forward at `length` tokens without gradients (after one to warm caches): time and memory.
@@ -68,56 +109,26 @@ nlohmann::json time_eval(GPT& model, const RunConfig& config, const Runtime& run
 
 nlohmann::json run_bench(const BenchOptions& options) {
   const Runtime runtime(options.device, options.precision);
-  const torch::Device& device = runtime.device();
   const RunConfig config = reference_config(options.overrides);
-  const int64_t batch = options.batch, length = config.data.train_length;
   torch::manual_seed(0);
   GPT model = build_model(config);
   runtime.place(model);
-  model->train();
-  model->set_attention_block(options.attention_block);
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
-  AdamW optimizer(named, {0.9, 0.999, 1e-8, 0.01});  // torch.optim.AdamW defaults, as in the reference
-  const auto tokens = torch::randint(0, config.model.vocab_size, {batch, length + 1}, torch::TensorOptions(torch::kInt64).device(device));
-  const double grad_clip = config.train.grad_clip;  // as `extrap train` clips, 1.0 unless --set
-  int64_t step = 0;
-  // The very step `extrap train` runs, at a fixed learning rate.
-  auto timed_step = [&] {
-    const auto positions = training_positions(config.position_sampling, length, config.seed, step++, device);
-    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip, runtime).applied) {
-      throw std::runtime_error("bench: non-finite loss or gradient norm on random tokens");
-    }
-  };
-  for (int i = 0; i < options.warmup; ++i) timed_step();
-  if (std::getenv("EXTRAP_PROFILE")) {
-    torch::autograd::profiler::RecordProfile guard(std::getenv("EXTRAP_PROFILE"));
-    for (int i = 0; i < 3; ++i) timed_step();
+  if (!options.attention_kernel.empty()) {  // to time the kernels side by side
+    model->set_attention_kernel(parse_enum(kAttentionKernelNames, options.attention_kernel, "--attention-kernel"),
+                                runtime.precision() == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32);
   }
-  auto start = Clock::now();
-  for (int i = 0; i < options.steps; ++i) timed_step();
-  const double step_seconds = seconds_since(start) / options.steps;
-  const double train_peak_rss = peak_rss_mib();
-
-  const int64_t params = model->parameter_count();
   const auto& m = config.model;
-  // 6 N per token for forward+backward, plus causal attention counted at half of 12 L B T^2 d
-  // (the formula of shared/bench/nanogpt_step.py).
-  const double flops = 6.0 * params * batch * length + 12.0 * m.n_layers * batch * length * length * m.d_model / 2.0;
-
-  const double peak = matmul_peak_gflops(device);
-  const double gflops = flops / step_seconds / 1e9;
   nlohmann::json result = {
-      {"model", {{"d_model", m.d_model}, {"n_layers", m.n_layers}, {"n_heads", m.n_heads}, {"train_length", length},
-                 {"batch", batch}, {"vocab", m.vocab_size}, {"scheme", config.position.scheme},
-                 {"overrides", options.overrides}, {"parameters", params}}},
+      {"model", {{"d_model", m.d_model}, {"n_layers", m.n_layers}, {"n_heads", m.n_heads},
+                 {"train_length", config.data.train_length}, {"batch", options.batch}, {"vocab", m.vocab_size},
+                 {"scheme", config.position.scheme}, {"overrides", options.overrides},
+                 {"parameters", model->parameter_count()}}},
       {"device", options.device},
       {"precision", enum_name(kPrecisionNames, runtime.precision())},
-      {"threads", torch::get_num_threads()},
-      {"train", {{"step_ms", step_seconds * 1e3}, {"tokens_per_s", batch * length / step_seconds}, {"gflops", gflops},
-                 {"steps_timed", options.steps}, {"grad_clip", grad_clip}, {"peak_rss_mib", train_peak_rss}}},
-      {"matmul_peak_gflops", peak},
-      {"fraction_of_peak", gflops / peak}};
+      {"attention_kernel", options.attention_kernel.empty() ? "auto" : options.attention_kernel},
+      {"threads", torch::get_num_threads()}};
+  // Training first: peak RSS is a process-wide maximum, so the train figure excludes the evaluation.
+  if (options.steps > 0) result["train"] = time_training(model, config, runtime, options);
   if (options.eval_length > 0) result["eval"] = time_eval(model, config, runtime, options.eval_length);
   return result;
 }

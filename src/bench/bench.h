@@ -14,6 +14,7 @@ struct BenchOptions {
   int64_t batch = 16;
   int64_t eval_length = 8192;  // 0: no evaluation forward
   int64_t attention_block = 64;  // query rows per attention block in training (the model default)
+  std::string attention_kernel;  // fused, tiled, blockwise or sdpa; empty: the runtime's choice
   std::string device = "cpu";
   Precision precision = Precision::kFp32;
   std::vector<std::string> overrides;  // --set key=value on the reference config (scheme, attention)

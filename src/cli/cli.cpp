@@ -105,12 +105,14 @@ void print_bench(const nlohmann::json& r) {
             << " heads, length " << m["train_length"] << ", batch " << m["batch"] << ", scheme "
             << m["scheme"].get<std::string>() << (overrides.empty() ? "" : " (--set" + overrides + ")") << ", "
             << m["parameters"] << " parameters, " << r["precision"].get<std::string>() << ", " << r["threads"]
-            << " threads\n"
-            << "train: " << r["train"]["step_ms"].get<double>() << " ms/step, " << r["train"]["tokens_per_s"].get<double>()
-            << " tokens/s, " << r["train"]["gflops"].get<double>() << " GFLOP/s ("
-            << 100.0 * r["fraction_of_peak"].get<double>() << "% of the measured matmul peak "
-            << r["matmul_peak_gflops"].get<double>() << " GFLOP/s), peak RSS " << r["train"]["peak_rss_mib"].get<double>()
-            << " MiB\n";
+            << " threads\n";
+  if (r.contains("train")) {
+    const auto& t = r["train"];
+    std::cout << "train: " << t["step_ms"].get<double>() << " ms/step, " << t["tokens_per_s"].get<double>()
+              << " tokens/s, " << t["gflops"].get<double>() << " GFLOP/s (" << 100.0 * t["fraction_of_peak"].get<double>()
+              << "% of the measured matmul peak " << t["matmul_peak_gflops"].get<double>() << " GFLOP/s), peak RSS "
+              << t["peak_rss_mib"].get<double>() << " MiB\n";
+  }
   if (r.contains("eval")) {
     std::cout << "eval @" << r["eval"]["length"] << ": " << r["eval"]["tokens_per_s"].get<double>()
               << " tokens/s, peak RSS " << r["eval"]["peak_rss_mib"].get<double>() << " MiB\n";
@@ -207,11 +209,14 @@ int run_cli(int argc, char** argv) {
   BenchOptions bench_options;
   std::string bench_json;
   auto* bench_cmd = app.add_subcommand("bench", "training and eval speed of the reference model");
-  bench_cmd->add_option("--steps", bench_options.steps, "timed training steps")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--steps", bench_options.steps, "timed training steps (0: no training)")
+      ->check(CLI::NonNegativeNumber);
   bench_cmd->add_option("--warmup", bench_options.warmup, "untimed warm-up steps");
   bench_cmd->add_option("--eval-length", bench_options.eval_length, "eval window length (0: no eval forward)")
       ->check(CLI::NonNegativeNumber);
   bench_cmd->add_option("--batch", bench_options.batch, "training batch size")->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--attention-kernel", bench_options.attention_kernel,
+                        "fused, tiled, blockwise or sdpa (default: the runtime's choice for the device and precision)");
   bench_cmd->add_option("--attention-block", bench_options.attention_block, "query rows per attention block")
       ->check(CLI::PositiveNumber);
   bench_cmd->add_option("--json", bench_json, "also write the figures to this JSON file");

@@ -34,6 +34,11 @@ enum class AttentionKernel {
   kSdpa,       // sdpa_causal_attention where the scores are plain, the tiled kernel elsewhere
 };
 
+inline constexpr EnumName<AttentionKernel> kAttentionKernelNames[] = {{AttentionKernel::kFusedCpu, "fused"},
+                                                                       {AttentionKernel::kTiled, "tiled"},
+                                                                       {AttentionKernel::kBlockwise, "blockwise"},
+                                                                       {AttentionKernel::kSdpa, "sdpa"}};
+
 // Per-query factors that multiply the queries (logits) of one layer, [T] float32, or undefined when
 // every factor is 1: log-n scaling (Su: log_{L_train} of the number of visible keys, floored, in
 // training; max(1, log_{L_train}(i+1)) at inference, "logn†") and CosA's position-dependent log n.

@@ -1,6 +1,7 @@
 #pragma once
-// Direct single-precision BLAS (CBLAS) for the CPU kernels. Called inside at::parallel_for, OpenBLAS's
-// OpenMP build runs each call single-threaded, so independent matrix products can each own a core.
+// Direct single-precision BLAS (CBLAS, or LibTorch's CPU GEMM where no CBLAS was found) for the CPU
+// kernels. Called inside at::parallel_for, OpenBLAS's OpenMP build runs each call single-threaded, so
+// independent matrix products can each own a core.
 #include <cstdint>
 
 namespace extrap {

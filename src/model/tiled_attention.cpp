@@ -27,11 +27,12 @@ QueryKey product_inputs(const QueryKey& qk, double scale, c10::ScalarType dtype)
   return p;
 }
 
-// The block's scores with mask and bias, float32 [B, H, rows, columns].
+// The block's scores with mask and bias, float32 [B, H, rows, columns]. In place: on the CPU every
+// pass over the tile costs about as much as its bf16 products.
 torch::Tensor masked_scores(const QueryKey& scaled, const BlockPlan& plan, const KeyMask& mask, const torch::Tensor& bias) {
   auto scores = block_scores(scaled, plan);
-  scores = scores + mask_tile(plan, mask, scores.options());
-  return bias.defined() ? scores + bias : scores;
+  scores.add_(mask_tile(plan, mask, scores.options()));
+  return bias.defined() ? scores.add_(bias) : scores;
 }
 
 // Forward into out [B, T, H, hd]; lse [B, H, T] float32 receives each row's log-sum-exp when defined.
@@ -39,15 +40,19 @@ void tiled_forward(const QueryKey& scaled, const torch::Tensor& v, const std::ve
                    const KeyMask& mask, const BiasSource& biases, torch::Tensor& out, torch::Tensor lse) {
   for (const auto& plan : plans) {
     const auto scores = masked_scores(scaled, plan, mask, biases.block_bias(plan));
-    const auto row_lse = torch::logsumexp(scores, -1, /*keepdim=*/true);  // every row sees one key at least
-    const auto probs = torch::exp(scores - row_lse).to(v.scalar_type());
+    const auto probs32 = torch::softmax(scores, -1);  // every row sees one key at least
+    if (lse.defined()) {
+      // The log-sum-exp from the row maximum: its probability is at least 1 / keys, so its log is exact
+      // to float rounding, and this costs two reductions instead of logsumexp's passes.
+      lse.slice(2, plan.q_begin, plan.q_end).copy_(scores.amax(-1) - probs32.amax(-1).log());
+    }
+    const auto probs = probs32.to(v.scalar_type());
     torch::Tensor rows;
     for (const auto& seg : plan.segments) {
       auto part = torch::matmul(probs.narrow(-1, seg.column, seg.end - seg.begin), v.slice(2, seg.begin, seg.end));
       rows = rows.defined() ? rows + part : part;
     }
     out.slice(1, plan.q_begin, plan.q_end).copy_(rows.transpose(1, 2));
-    if (lse.defined()) lse.slice(2, plan.q_begin, plan.q_end).copy_(row_lse.squeeze(-1));
   }
 }
 
@@ -83,7 +88,7 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, v.options().dtype(product));
     auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat32));
     tiled_forward(product_inputs(qk, scale, product), product_operand(v, product), plans, mask, biases->source, out, lse);
-    std::vector<torch::Tensor> saved{q, k, v, q_far, k_far, out, lse};
+    std::vector<torch::Tensor> saved{q, k, v, q_far, k_far, lse};
     for (const auto& p : bias_params) saved.push_back(p);
     ctx->save_for_backward(saved);
     ctx->saved_data["biases"] = c10::IValue::make_capsule(biases);
@@ -99,8 +104,8 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &q_far = saved[3], &k_far = saved[4];
-    const auto &out = saved[5], &lse = saved[6];
-    const std::vector<torch::Tensor> params(saved.begin() + 7, saved.end());
+    const auto& lse = saved[5];
+    const std::vector<torch::Tensor> params(saved.begin() + 6, saved.end());
     const auto holder = c10::static_intrusive_pointer_cast<BiasSourceHolder>(ctx->saved_data["biases"].toCapsule());
     const int64_t far_from = ctx->saved_data["far_from"].toInt();
     const KeyMask mask{ctx->saved_data["window"].toInt(), ctx->saved_data["sinks"].toInt()};
@@ -115,10 +120,7 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
     }
     const QueryKey scaled = product_inputs(qk, scale, product);
     const auto v_product = product_operand(v, product);
-    const auto grad_out = grad_outputs[0].transpose(1, 2);  // [B, H, T, hd]
-    const auto grad_out_product = product_operand(grad_out, product);
-    // D = dO . O per query row: the softmax backward's row term, without the probabilities.
-    const auto row_dot = (grad_out.to(torch::kFloat32) * out.transpose(1, 2).to(torch::kFloat32)).sum(-1, true);
+    const auto grad_out_product = product_operand(grad_outputs[0].transpose(1, 2), product);  // [B, H, T, hd]
     const auto zeros = [&] { return torch::zeros(q.sizes(), q.options().dtype(torch::kFloat32)); };
     auto grad_v = zeros();
     ScoreGrads grads{zeros(), zeros(), far_from > 0 ? zeros() : torch::Tensor(), far_from > 0 ? zeros() : torch::Tensor()};
@@ -132,8 +134,8 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
         bias = holder->source.block_bias(plan);
       }
       const auto rows = [&](const torch::Tensor& t) { return t.slice(2, plan.q_begin, plan.q_end); };
-      const auto probs = torch::exp(masked_scores(scaled, plan, mask, bias.defined() ? bias.detach() : bias) -
-                                    rows(lse).unsqueeze(-1));
+      const auto probs =
+          masked_scores(scaled, plan, mask, bias.defined() ? bias.detach() : bias).sub_(rows(lse).unsqueeze(-1)).exp_();
       const auto probs_product = probs.to(product);
       const auto d_out = rows(grad_out_product);
       std::vector<torch::Tensor> d_probs;
@@ -143,7 +145,9 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
             .add_(torch::matmul(probs_product.narrow(-1, seg.column, width).transpose(-2, -1), d_out));
         d_probs.push_back(torch::matmul(d_out, v_product.slice(2, seg.begin, seg.end).transpose(-2, -1)).to(torch::kFloat32));
       }
-      const auto d_scores = probs * ((d_probs.size() == 1 ? d_probs[0] : torch::cat(d_probs, -1)) - rows(row_dot));
+      // P * (dP - rowsum(dP * P)) in one fused pass.
+      const auto d_scores = at::_softmax_backward_data(d_probs.size() == 1 ? d_probs[0] : torch::cat(d_probs, -1),
+                                                       probs, -1, torch::kFloat32);
       if (bias.defined() && bias.requires_grad()) add_bias_parameter_grads(bias, d_scores, params, param_grads);
       const auto ds = d_scores.to(product);
       for (const auto& span : plan.spans) {
