@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "model/blas.h"
-#include "model/score_tiles.h"
+#include "model/attention_state.h"
 #include "model/vector_exp.h"
 
 namespace extrap {
@@ -112,16 +112,25 @@ void zero_invisible(float* s, const int64_t ranges[2][2], int n, int64_t cols) {
   std::fill(s + next, s + cols, 0.0f);
 }
 
+// Row r of a score tile with its bias added over the visible columns, whose ranges (n of them) are
+// written to `ranges`.
+float* biased_row(float* scores, int64_t r, const BlockPlan& plan, const KeyMask& mask, const BiasTile& bias,
+                  int64_t ranges[2][2], int& n) {
+  float* s = scores + r * plan.columns;
+  n = plan.visible_columns(plan.q_begin + r, mask, ranges);
+  if (bias.data) add_bias(s, ranges, n, bias.data + r * bias.row_stride);
+  return s;
+}
+
 // In place over one score tile: add the bias, softmax each row over its visible columns, and zero the
 // rest (never exponentiated, so no -inf needed). lse (when given) receives each row's log-sum-exp,
 // all that backward needs to rebuild the probabilities from recomputed scores.
 void masked_softmax(float* scores, const BlockPlan& plan, const KeyMask& mask, const BiasTile& bias, float* lse) {
   const int64_t cols = plan.columns;
   for (int64_t r = 0; r < plan.rows(); ++r) {
-    float* s = scores + r * cols;
     int64_t ranges[2][2];
-    const int n = plan.visible_columns(plan.q_begin + r, mask, ranges);
-    if (bias.data) add_bias(s, ranges, n, bias.data + r * bias.row_stride);
+    int n;
+    float* s = biased_row(scores, r, plan, mask, bias, ranges, n);
     // A NaN score makes its row NaN (through exp), and so does a +inf one (inf - inf); -inf weighs 0.
     float max = s[ranges[0][0]];
     for (int g = 0; g < n; ++g) {
@@ -149,10 +158,9 @@ void probabilities_from_lse(float* scores, const BlockPlan& plan, const KeyMask&
                             const float* lse) {
   const int64_t cols = plan.columns;
   for (int64_t r = 0; r < plan.rows(); ++r) {
-    float* s = scores + r * cols;
     int64_t ranges[2][2];
-    const int n = plan.visible_columns(plan.q_begin + r, mask, ranges);
-    if (bias.data) add_bias(s, ranges, n, bias.data + r * bias.row_stride);
+    int n;
+    float* s = biased_row(scores, r, plan, mask, bias, ranges, n);
     for (int g = 0; g < n; ++g) {
       float* x = s + ranges[g][0];
       const int64_t width = ranges[g][1] - ranges[g][0];
@@ -273,30 +281,23 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
     auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options());
     attention_forward(in, plans, mask, biases->source, float(scale), out, &lse);
-    std::vector<torch::Tensor> saved{in.q, in.k, in.v, in.q_far, in.k_far, out, lse};
-    for (const auto& p : bias_params) saved.push_back(p);
-    ctx->save_for_backward(saved);
-    ctx->saved_data["biases"] = c10::IValue::make_capsule(biases);
-    ctx->saved_data["far_from"] = far_from;
-    ctx->saved_data["window"] = window;
-    ctx->saved_data["sinks"] = sinks;
-    ctx->saved_data["block"] = block;
-    ctx->saved_data["scale"] = scale;
+    save_attention_state(ctx, {{in.q, in.k, in.v, in.q_far, in.k_far, out, lse}, bias_params.vec(), biases, far_from,
+                               mask, block, scale});
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
-    const int64_t far_from = ctx->saved_data["far_from"].toInt();
+    const AttentionState state = load_attention_state(ctx, 7);
+    const auto& saved = state.tensors;
+    const int64_t far_from = state.far_from;
     const Inputs in{saved[0], saved[1], saved[2], saved[3], saved[4], far_from};
     const auto& out = saved[5];
     const auto& lse = saved[6];
-    const std::vector<torch::Tensor> params(saved.begin() + 7, saved.end());
-    const auto holder = c10::static_intrusive_pointer_cast<BiasSourceHolder>(ctx->saved_data["biases"].toCapsule());
-    const BiasSource& biases = holder->source;
-    const KeyMask mask{ctx->saved_data["window"].toInt(), ctx->saved_data["sinks"].toInt()};
-    const auto plans = plan_attention(in.q.size(2), ctx->saved_data["block"].toInt(), mask, far_from);
-    const float scale = float(ctx->saved_data["scale"].toDouble());
+    const auto& params = state.params;
+    const BiasSource& biases = state.bias_source();
+    const KeyMask& mask = state.mask;
+    const auto plans = state.plans(in.q.size(2));
+    const float scale = float(state.scale);
     const auto grad_out = grad_outputs[0].contiguous();  // [B, T, H, hd]
     const int64_t batch = in.q.size(0), heads = in.q.size(1), length = in.q.size(2), dim = in.q.size(3);
     // D = dO . O per query row: the softmax backward's row term, without the probabilities.

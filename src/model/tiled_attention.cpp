@@ -1,6 +1,6 @@
 #include "model/tiled_attention.h"
 
-#include "model/score_tiles.h"
+#include "model/attention_state.h"
 
 namespace extrap {
 namespace {
@@ -88,29 +88,21 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, v.options().dtype(product));
     auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat32));
     tiled_forward(product_inputs(qk, scale, product), product_operand(v, product), plans, mask, biases->source, out, lse);
-    std::vector<torch::Tensor> saved{q, k, v, q_far, k_far, lse};
-    for (const auto& p : bias_params) saved.push_back(p);
-    ctx->save_for_backward(saved);
-    ctx->saved_data["biases"] = c10::IValue::make_capsule(biases);
-    ctx->saved_data["far_from"] = far_from;
-    ctx->saved_data["window"] = window;
-    ctx->saved_data["sinks"] = sinks;
-    ctx->saved_data["block"] = block;
-    ctx->saved_data["scale"] = scale;
+    save_attention_state(ctx, {{q, k, v, q_far, k_far, lse}, bias_params.vec(), biases, far_from, mask, block, scale});
     ctx->saved_data["dtype"] = dtype;
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
+    const AttentionState state = load_attention_state(ctx, 6);
+    const auto& saved = state.tensors;
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &q_far = saved[3], &k_far = saved[4];
     const auto& lse = saved[5];
-    const std::vector<torch::Tensor> params(saved.begin() + 6, saved.end());
-    const auto holder = c10::static_intrusive_pointer_cast<BiasSourceHolder>(ctx->saved_data["biases"].toCapsule());
-    const int64_t far_from = ctx->saved_data["far_from"].toInt();
-    const KeyMask mask{ctx->saved_data["window"].toInt(), ctx->saved_data["sinks"].toInt()};
-    const auto plans = plan_attention(q.size(2), ctx->saved_data["block"].toInt(), mask, far_from);
-    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto& params = state.params;
+    const int64_t far_from = state.far_from;
+    const KeyMask& mask = state.mask;
+    const auto plans = state.plans(q.size(2));
+    const double scale = state.scale;
     const auto product = c10::ScalarType(ctx->saved_data["dtype"].toInt());
     QueryKey qk{q, k};
     if (far_from > 0) {
@@ -131,7 +123,7 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
       torch::Tensor bias;
       {
         torch::AutoGradMode rebuild_graph(params_need_grad);  // backward runs with gradients off
-        bias = holder->source.block_bias(plan);
+        bias = state.bias_source().block_bias(plan);
       }
       const auto rows = [&](const torch::Tensor& t) { return t.slice(2, plan.q_begin, plan.q_end); };
       const auto probs =

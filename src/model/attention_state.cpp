@@ -1,0 +1,30 @@
+#include "model/attention_state.h"
+
+namespace extrap {
+
+void save_attention_state(torch::autograd::AutogradContext* ctx, const AttentionState& state) {
+  std::vector<torch::Tensor> saved = state.tensors;
+  saved.insert(saved.end(), state.params.begin(), state.params.end());
+  ctx->save_for_backward(saved);
+  ctx->saved_data["biases"] = c10::IValue::make_capsule(state.biases);
+  ctx->saved_data["far_from"] = state.far_from;
+  ctx->saved_data["window"] = state.mask.window;
+  ctx->saved_data["sinks"] = state.mask.sinks;
+  ctx->saved_data["block"] = state.block;
+  ctx->saved_data["scale"] = state.scale;
+}
+
+AttentionState load_attention_state(torch::autograd::AutogradContext* ctx, std::size_t tensor_count) {
+  const auto saved = ctx->get_saved_variables();
+  AttentionState state;
+  state.tensors.assign(saved.begin(), saved.begin() + tensor_count);
+  state.params.assign(saved.begin() + tensor_count, saved.end());
+  state.biases = c10::static_intrusive_pointer_cast<BiasSourceHolder>(ctx->saved_data["biases"].toCapsule());
+  state.far_from = ctx->saved_data["far_from"].toInt();
+  state.mask = {ctx->saved_data["window"].toInt(), ctx->saved_data["sinks"].toInt()};
+  state.block = ctx->saved_data["block"].toInt();
+  state.scale = ctx->saved_data["scale"].toDouble();
+  return state;
+}
+
+}  // namespace extrap

@@ -1,0 +1,26 @@
+#pragma once
+// What the memory-linear attention functions (fused and tiled) keep from forward for backward,
+// saved into and read from an autograd context the same way by both.
+#include <torch/torch.h>
+
+#include "model/score_tiles.h"
+
+namespace extrap {
+
+struct AttentionState {
+  std::vector<torch::Tensor> tensors;  // the function's own, in its order
+  std::vector<torch::Tensor> params;   // the scheme's learnable parameters (inputs of the function)
+  c10::intrusive_ptr<BiasSourceHolder> biases;
+  int64_t far_from = 0;  // 0: a single pass
+  KeyMask mask;
+  int64_t block = 64;
+  double scale = 1.0;
+  const BiasSource& bias_source() const { return biases->source; }
+  std::vector<BlockPlan> plans(int64_t length) const { return plan_attention(length, block, mask, far_from); }
+};
+
+void save_attention_state(torch::autograd::AutogradContext* ctx, const AttentionState& state);
+// tensor_count: how many of the saved tensors are the function's own (the parameters follow).
+AttentionState load_attention_state(torch::autograd::AutogradContext* ctx, std::size_t tensor_count);
+
+}  // namespace extrap
