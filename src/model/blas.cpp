@@ -3,7 +3,7 @@
 #ifdef EXTRAP_HAVE_CBLAS
 #include <cblas.h>
 #else
-#include <ATen/native/CPUBlas.h>
+#include <torch/torch.h>
 #endif
 
 namespace extrap {
@@ -14,11 +14,14 @@ void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, f
   cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
               int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
 #else
-  // LibTorch's GEMM is column-major: row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
-  using at::native::TransposeType;
-  at::native::cpublas::gemm(transpose_b ? TransposeType::Transpose : TransposeType::NoTranspose,
-                            transpose_a ? TransposeType::Transpose : TransposeType::NoTranspose, n, m, k, alpha, b,
-                            ldb, a, lda, beta, c, ldc);
+  // LibTorch's own matrix product on views of the raw buffers (its internal GEMM is not exported
+  // by every build); inside at::parallel_for it runs on the calling thread.
+  const auto matrix = [](const float* data, int64_t rows, int64_t cols, int64_t stride, bool transpose) {
+    auto t = torch::from_blob(const_cast<float*>(data), {transpose ? cols : rows, transpose ? rows : cols}, {stride, 1});
+    return transpose ? t.t() : t;
+  };
+  auto out = torch::from_blob(c, {m, n}, {ldc, 1});
+  out.addmm_(matrix(a, m, k, lda, transpose_a), matrix(b, k, n, ldb, transpose_b), beta, alpha);
 #endif
 }
 

@@ -38,7 +38,10 @@ torch::Tensor masked_scores(const QueryKey& scaled, const BlockPlan& plan, const
 // Forward into out [B, T, H, hd]; lse [B, H, T] float32 receives each row's log-sum-exp when defined.
 void tiled_forward(const QueryKey& scaled, const torch::Tensor& v, const std::vector<BlockPlan>& plans,
                    const KeyMask& mask, const BiasSource& biases, torch::Tensor& out, torch::Tensor lse) {
-  for (const auto& plan : plans) {
+  // Widest blocks first: each later, narrower block's temporaries then fit in memory the allocator
+  // just freed, where growing sizes would fragment the heap (peak memory would grow faster than T).
+  for (auto it = plans.rbegin(); it != plans.rend(); ++it) {
+    const BlockPlan& plan = *it;
     const auto scores = masked_scores(scaled, plan, mask, biases.block_bias(plan));
     const auto probs32 = torch::softmax(scores, -1);  // every row sees one key at least
     if (lse.defined()) {
@@ -119,7 +122,8 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
     bool params_need_grad = false;
     for (const auto& p : params) params_need_grad = params_need_grad || p.requires_grad();
     std::vector<torch::Tensor> param_grads(params.size());
-    for (const auto& plan : plans) {
+    for (auto it = plans.rbegin(); it != plans.rend(); ++it) {  // widest first, as in forward
+      const BlockPlan& plan = *it;
       torch::Tensor bias;
       {
         torch::AutoGradMode rebuild_graph(params_need_grad);  // backward runs with gradients off
