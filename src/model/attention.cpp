@@ -1,7 +1,6 @@
 #include "model/attention.h"
 
 #include <cmath>
-#include <limits>
 
 #include "common/torch_compat.h"
 #include "model/fused_attention.h"

@@ -14,6 +14,13 @@ void save_attention_state(torch::autograd::AutogradContext* ctx, const Attention
   ctx->saved_data["scale"] = state.scale;
 }
 
+torch::Tensor AttentionState::backward_bias(const BlockPlan& plan) const {
+  bool needs_graph = false;
+  for (const auto& p : params) needs_graph = needs_graph || p.requires_grad();
+  torch::AutoGradMode rebuild_graph(needs_graph);
+  return bias_source().block_bias(plan);
+}
+
 AttentionState load_attention_state(torch::autograd::AutogradContext* ctx, std::size_t tensor_count) {
   const auto saved = ctx->get_saved_variables();
   AttentionState state;

@@ -17,6 +17,9 @@ struct AttentionState {
   double scale = 1.0;
   const BiasSource& bias_source() const { return biases->source; }
   std::vector<BlockPlan> plans(int64_t length) const { return plan_attention(length, block, mask, far_from); }
+  // One block's bias asked for again in backward, with an autograd graph when a parameter needs a
+  // gradient (backward itself runs with gradients off).
+  torch::Tensor backward_bias(const BlockPlan& plan) const;
 };
 
 void save_attention_state(torch::autograd::AutogradContext* ctx, const AttentionState& state);

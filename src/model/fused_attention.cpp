@@ -294,7 +294,6 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     const auto& out = saved[5];
     const auto& lse = saved[6];
     const auto& params = state.params;
-    const BiasSource& biases = state.bias_source();
     const KeyMask& mask = state.mask;
     const auto plans = state.plans(in.q.size(2));
     const float scale = float(state.scale);
@@ -309,16 +308,10 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     const Grads grads{zeros_in_projection_layout(), zeros_in_projection_layout(), zeros_in_projection_layout(),
                       two_pass ? zeros_in_projection_layout() : torch::Tensor(),
                       two_pass ? zeros_in_projection_layout() : torch::Tensor()};
-    bool params_need_grad = false;
-    for (const auto& p : params) params_need_grad = params_need_grad || p.requires_grad();
     std::vector<torch::Tensor> param_grads(params.size());
     for (const BlockPlan& plan : plans) {
       const int64_t rows = plan.rows(), cols = plan.columns;
-      torch::Tensor bias;
-      {
-        torch::AutoGradMode rebuild_graph(params_need_grad);  // backward runs with gradients off
-        bias = biases.block_bias(plan);
-      }
+      const torch::Tensor bias = state.backward_bias(plan);
       const auto bias4 = bias.defined() ? as_4d(bias.detach()) : torch::Tensor();
       const bool bias_grad = bias.defined() && bias.requires_grad();
       auto grad_scores = bias_grad ? torch::empty({batch, heads, rows, cols}, in.q.options()) : torch::Tensor();

@@ -119,16 +119,10 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
     const auto zeros = [&] { return torch::zeros(q.sizes(), q.options().dtype(torch::kFloat32)); };
     auto grad_v = zeros();
     ScoreGrads grads{zeros(), zeros(), far_from > 0 ? zeros() : torch::Tensor(), far_from > 0 ? zeros() : torch::Tensor()};
-    bool params_need_grad = false;
-    for (const auto& p : params) params_need_grad = params_need_grad || p.requires_grad();
     std::vector<torch::Tensor> param_grads(params.size());
     for (auto it = plans.rbegin(); it != plans.rend(); ++it) {  // widest first, as in forward
       const BlockPlan& plan = *it;
-      torch::Tensor bias;
-      {
-        torch::AutoGradMode rebuild_graph(params_need_grad);  // backward runs with gradients off
-        bias = state.bias_source().block_bias(plan);
-      }
+      const torch::Tensor bias = state.backward_bias(plan);
       const auto rows = [&](const torch::Tensor& t) { return t.slice(2, plan.q_begin, plan.q_end); };
       const auto probs =
           masked_scores(scaled, plan, mask, bias.defined() ? bias.detach() : bias).sub_(rows(lse).unsqueeze(-1)).exp_();
