@@ -96,7 +96,27 @@ fi
 grep -q '"precision": "bf16"' "$work/bf16.json" || fail "bf16 results do not record their precision"
 grep -q '"precision": "fp32"' "$work/run/results/eval.json" || fail "fp32 results do not record their precision"
 expect="expected table, markdown or csv" expect_error "$extrap" report "$work/run" --format html
-expect="--layout wide: expected runs or su" expect_error "$extrap" report "$work/run" --layout wide
+expect="--layout wide: expected runs, su or probe" expect_error "$extrap" report "$work/run" --layout wide
+
+# Retrieval probes: rows beside the LM protocols in one document, a depth x length grid in the report.
+"$extrap" eval --run "$work/run" --lengths 300,400 --max-tokens 256 --protocol nonoverlap,passkey,mqar --depths 0,1 \
+  --trials 2 --out "$work/probe.json" --threads 1 >/dev/null 2>&1 || fail "eval --protocol passkey,mqar"
+grid=$("$extrap" report "$work/probe.json" --layout probe --format csv)
+[ "$(printf '%s\n' "$grid" | cut -d, -f3,4 | tr '\n' ' ')" = "probe,depth passkey,0.00 passkey,1.00 passkey,all passkey,control mqar,all mqar,control " ] \
+  || fail "probe grid lines: $grid"
+[ "$(printf '%s\n' "$grid" | head -1)" = "run,treatment,probe,depth,300,400" ] || fail "probe grid header: $grid"
+"$extrap" report "$work/probe.json" --format csv | head -1 | grep -q '^run,scheme,train,300 nonoverlap,300 passkey,300 mqar,' \
+  || fail "probe columns in the runs layout"
+expect="--layout probe: no probe rows" expect_error "$extrap" report "$work/run" --layout probe
+expect="--metric ppl: the probe layout shows em, acc or logprob" expect_error "$extrap" report "$work/probe.json" --layout probe --metric ppl
+expect='"passky" is not a protocol (expected nonoverlap, sliding, suffix or repeated, a probe: passkey' expect_error "$extrap" eval --run "$work/run" --lengths 300 --protocol passky
+expect="--protocol: passkey is given twice" expect_error "$extrap" eval --run "$work/run" --lengths 300 --protocol passkey,passkey
+expect="--depths: 1.5 is outside" expect_error "$extrap" eval --run "$work/run" --lengths 300 --protocol passkey --depths 0,1.5
+expect='--depths: "x" is not a number' expect_error "$extrap" eval --run "$work/run" --lengths 300 --protocol passkey --depths 0,x
+expect="--lengths 64: too short for the passkey probe" expect_error "$extrap" eval --run "$work/run" --lengths 64,300 --protocol passkey
+expect="--depths applies only to the probes" expect_error "$extrap" eval --run "$work/run" --lengths 32 --depths 0.5
+expect="--haystack sky: expected fixed or natural" expect_error "$extrap" eval --run "$work/run" --lengths 300 --protocol passkey --haystack sky
+[ "$results_before" = "$(cat "$work/run/results/eval.json")" ] || fail "a refused probe eval rewrote the results"
 
 # Treatments: one line per treatment; the Su layout has natural and repeated columns per length.
 echo '{"treatments": [{"name": "PI", "position": {"scaling": "pi"}}, {"name": "logn†", "attention": {"logn": "inference"}}]}' > "$work/treatments.json"

@@ -267,7 +267,7 @@ TEST(Report, SuLayoutNeedsNonoverlapOrRepeatedRows) {
                        "--metric loss"));
   EXPECT_EQ(parse_report_layout("su"), ReportLayout::Su);
   EXPECT_EQ(parse_report_layout("runs"), ReportLayout::Runs);
-  EXPECT_EQ(user_error_message([] { parse_report_layout("wide"); }), "--layout wide: expected runs or su");
+  EXPECT_EQ(user_error_message([] { parse_report_layout("wide"); }), "--layout wide: expected runs, su or probe");
 }
 
 TEST(Report, CsvQuotesNamesWithCommasAndQuotes) {
@@ -286,6 +286,68 @@ TEST(Report, AnInterruptedEvaluationIsFlagged) {
   doc["results"].erase(3);
   const std::string table = render_report({doc}, su());
   EXPECT_TRUE(contains(table, "warning: alibi: the evaluation stopped after 3 result rows (interrupted)")) << table;
+}
+
+}  // namespace
+}  // namespace extrap
+
+namespace extrap {
+namespace {
+
+json probe_summary(int64_t trials, double exact, double token_accuracy) {
+  return {{"trials", trials}, {"exact_match", exact}, {"exact_match_ci", {0.0, 1.0}}, {"token_accuracy", token_accuracy},
+          {"answer_logprob", -3.25}, {"answers", trials}, {"answer_exact_match", exact}, {"answer_tokens", 5.0}};
+}
+
+json probe_row(int64_t length, double shallow, double deep) {
+  json entry = probe_summary(4, (shallow + deep) / 2, 0.5);
+  entry.update({{"treatment", "baseline"}, {"protocol", "passkey"}, {"length", length}, {"status", "ok"},
+                {"seconds", 0.5}, {"control", probe_summary(4, 0.0, 0.1)}});
+  json low = probe_summary(2, shallow, 0.5), high = probe_summary(2, deep, 0.5);
+  low["depth"] = 0.0;
+  high["depth"] = 1.0;
+  entry["depths"] = {low, high};
+  return entry;
+}
+
+json probe_document() {
+  json doc = document("rope", "rope", json::array({{{"name", "baseline"}, {"overlay", json::object()}}}),
+                      json::array({probe_row(32, 1.0, 0.5), probe_row(64, 0.5, 0.0),
+                                   unsupported("baseline", "passkey", 128, "rope positions cover only 64")}));
+  doc["protocols"] = json::array({{{"name", "passkey"}, {"kind", "probe"}, {"trials", 2}, {"depths", {0.0, 1.0}},
+                                   {"haystack", "fixed"}, {"seed", 0}, {"key_digits", 0}}});
+  return doc;
+}
+
+TEST(Report, ProbeLayoutIsADepthByLengthGrid) {
+  const json doc = probe_document();
+  EXPECT_NO_THROW(validate_results(doc, "probe.json"));
+  const std::string grid = render_report({doc}, {"", TableFormat::Terminal, "", ReportLayout::Probe});
+  EXPECT_EQ(grid,
+            "rope: passkey, trained at 32\n"
+            "depth       32    64  128\n"
+            "-------------------------\n"
+            "0.00     100.0  50.0  n/a\n"
+            "1.00      50.0   0.0  n/a\n"
+            "all       75.0  25.0  n/a\n"
+            "control    0.0   0.0  n/a\n"
+            "\n"
+            "exact match (%: every answer token the argmax, teacher-forced); columns: prompt length in tokens; "
+            "control: the same prompts without the needle\n");
+  const std::string logprob = render_report({doc}, {"logprob", TableFormat::Csv, "", ReportLayout::Probe});
+  EXPECT_TRUE(contains(logprob, "rope,baseline,passkey,all,-3.25,-3.25,n/a\n")) << logprob;
+  // The runs layout shows a probe column's exact match.
+  EXPECT_TRUE(contains(render_report({doc}, "ppl", TableFormat::Csv), "rope,rope,32,75.0%,25.0%,n/a")) << render_report({doc}, "ppl", TableFormat::Csv);
+}
+
+TEST(ResultsSchema, ProbeRowsNeedTheirSummaries) {
+  json doc = probe_document();
+  doc["results"][0].erase("control");
+  EXPECT_EQ(user_error_message([&] { validate_results(doc, "p.json"); }), "p.json: missing field results[].control");
+  doc = probe_document();
+  doc["results"][1]["depths"][0].erase("exact_match");
+  EXPECT_EQ(user_error_message([&] { validate_results(doc, "p.json"); }),
+            "p.json: missing field results[].depths[].exact_match");
 }
 
 }  // namespace

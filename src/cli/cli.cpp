@@ -58,6 +58,37 @@ std::vector<std::string> split_names(const std::string& text, const std::string&
   return names;
 }
 
+// --protocol: the language-model protocols and the probes, each in the order given.
+void parse_protocols(const std::string& text, EvalOptions& options) {
+  std::string protocols;
+  for (const auto& name : split_commas(text)) {
+    ProbeKind kind;
+    if (!find_probe(name, kind)) {
+      protocols += (protocols.empty() ? "" : ",") + name;
+    } else if (std::find(options.probes.begin(), options.probes.end(), kind) != options.probes.end()) {
+      throw UserError("--protocol: " + name + " is given twice");
+    } else {
+      options.probes.push_back(kind);
+    }
+  }
+  options.protocols.clear();
+  if (!protocols.empty() || options.probes.empty()) options.protocols = parse_protocol_names(protocols);
+}
+
+std::vector<double> parse_depths(const std::string& text) {
+  std::vector<double> depths;
+  for (const auto& part : split_commas(text)) {
+    try {
+      std::size_t used = 0;
+      depths.push_back(std::stod(part, &used));
+      if (used != part.size()) throw std::invalid_argument(part);
+    } catch (const std::exception&) {
+      throw UserError("--depths: \"" + part + "\" is not a number (expected e.g. 0,0.25,0.5,0.75,1)");
+    }
+  }
+  return depths;
+}
+
 enum class SchemeListing { Full, Brief, Markdown, Json };
 
 void print_schemes(SchemeListing format) {
@@ -163,7 +194,8 @@ int run_cli(int argc, char** argv) {
   eval_cmd->add_option("--batch-tokens", eval_options.batch_tokens, "tokens per forward pass")->check(CLI::PositiveNumber);
   std::string protocols = "nonoverlap";
   eval_cmd->add_option("--protocol", protocols,
-                       "nonoverlap (default), sliding, suffix or repeated; several separated by commas");
+                       "nonoverlap (default), sliding, suffix or repeated, or a probe: passkey, niah, niah_multikey, "
+                       "niah_multivalue, niah_multiquery or mqar; several separated by commas");
   auto* stride_option = eval_cmd->add_option("--stride", eval_options.protocol_params.stride,
                                              "sliding: window stride in [1, length] (default length/2)");
   auto* suffix_targets_option = eval_cmd->add_option("--suffix-targets", eval_options.protocol_params.suffix_targets,
@@ -171,6 +203,16 @@ int run_cli(int argc, char** argv) {
   std::string suffix_source;
   auto* suffix_source_option =
       eval_cmd->add_option("--suffix-source", suffix_source, "suffix: documents (default) or stream");
+  std::string depths, haystack;
+  ProbeParams& probe = eval_options.probe_params;
+  const std::vector<CLI::Option*> probe_options = {
+      eval_cmd->add_option("--depths", depths, "probes: needle depths in [0, 1] (default 0,0.1,...,1)"),
+      eval_cmd->add_option("--trials", probe.trials, "probes: prompts per (length, depth) (default 10)"),
+      eval_cmd->add_option("--probe-seed", probe.seed, "probes: seed of keys, values and natural haystacks"),
+      eval_cmd->add_option("--haystack", haystack, "probes: fixed (default; Landmark's filler) or natural (the split's text)"),
+      eval_cmd->add_option("--key-digits", probe.key_digits, "passkey: digits of the key (default 0: keys 1..50000)"),
+      eval_cmd->add_option("--needles", probe.needles,
+                           "needles (multikey), values (multivalue) or queries (multiquery, mqar) (default 4)")};
   eval_cmd->add_option("--treatments", eval_options.treatment_files,
                        "JSON files of inference-time treatments (e.g. configs/eval/su_table.json); each is "
                        "evaluated besides the untreated baseline")
@@ -192,10 +234,11 @@ int run_cli(int argc, char** argv) {
   report_cmd->add_option("--format", format, "table, markdown or csv");
   report_cmd->add_option("--layout", layout,
                          "runs (default): columns per length x protocol; su: Su's tables, natural and repeated "
-                         "columns per length");
+                         "columns per length; probe: a depth x length grid per probe");
   report_cmd->add_flag("--su", su_layout, "the same as --layout su");
   report_cmd->add_option("--metric", report_options.metric,
-                         "ppl (default for runs), bpb, nll, acc (default for su) or beyond_ppl");
+                         "ppl (default for runs), bpb, nll, acc (default for su) or beyond_ppl; probe layout: em "
+                         "(default), acc or logprob");
   report_cmd->add_option("--part", report_options.part,
                          "window (runs default), natural or copy (repeated windows; su default for its repeated "
                          "column: copy), beyond (past train length)");
@@ -248,7 +291,17 @@ int run_cli(int argc, char** argv) {
       train(train_options);
     } else if (*eval_cmd) {
       eval_options.lengths = parse_lengths(lengths);
-      eval_options.protocols = parse_protocol_names(protocols);
+      parse_protocols(protocols, eval_options);
+      for (const auto* option : probe_options) {
+        if (option->count() && eval_options.probes.empty()) {
+          throw UserError(option->get_name() + " applies only to the probes (" + kProbeNames + ")");
+        }
+      }
+      if (!depths.empty()) probe.depths = parse_depths(depths);
+      if (!haystack.empty()) {
+        if (haystack != "fixed" && haystack != "natural") throw UserError("--haystack " + haystack + ": expected fixed or natural");
+        probe.haystack = haystack == "fixed" ? Haystack::kFixed : Haystack::kNatural;
+      }
       if (suffix_source_option->count()) eval_options.protocol_params.suffix_source = parse_suffix_source(suffix_source);
       eval_options.include_baseline = !no_baseline;
       eval_options.only = split_names(only, "--only");

@@ -11,7 +11,9 @@
 #include "common/version.h"
 #include "config/config.h"
 #include "data/dataset.h"
+#include "eval/probe_scoring.h"
 #include "eval/protocol.h"
+#include "eval/scoring.h"
 #include "eval/treatment.h"
 #include "model/gpt.h"
 #include "position/sampling.h"
@@ -44,16 +46,6 @@ nlohmann::json summarize(const torch::Tensor& nll, const torch::Tensor& correct,
           {"accuracy", correct.sum().item<double>() / tokens}};
 }
 
-// What every scoring pass of one evaluation shares.
-struct ScoringContext {
-  const std::vector<uint16_t>& stream;
-  PositionSampling sampling;  // evaluation positions
-  int64_t train_length = 0;
-  int64_t batch_tokens = 0;
-  const Runtime& runtime;
-  int64_t dynamic_step = 0;  // > 0: the model is rebuilt every dynamic_step positions (context_ends)
-};
-
 // Adds the scored targets among positions [begin, end) of a batch of windows to `totals`, from a
 // forward pass over window tokens [0, end) (a prefix of the plan's length).
 void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t begin, int64_t end,
@@ -79,26 +71,6 @@ void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t beg
   totals.nll.slice(0, begin, end) += (nll.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
   totals.correct.slice(0, begin, end) += (correct.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
   totals.count.slice(0, begin, end) += mask.sum(0);
-}
-
-// Builds the trained model as configured for a window of `context` tokens, weights loaded.
-using ModelFactory = std::function<GPT(int64_t context)>;
-
-// Where the model used for a window's positions changes: [0, ends[0]), [ends[0], ends[1]), ...
-// With dynamic scaling (spec §3.9: s(pos) = max(L_train, pos + 1) / L_train) the extension
-// factor follows the position, recomputed every `dynamic_step` positions: positions
-// [ends[c-1], ends[c]) are scored by a forward over the window's first ends[c] tokens with the
-// model built for ends[c] tokens, as generation that recomputes the frequencies (with a pre-RoPE
-// cache) every `dynamic_step` tokens would score them; the first train_length positions see the
-// untreated model. Without it, one piece covers the window.
-std::vector<int64_t> context_ends(int64_t length, int64_t train_length, int64_t dynamic_step) {
-  std::vector<int64_t> ends;
-  for (int64_t end = std::min(length, train_length); dynamic_step > 0 && end < length;
-       end = length - end > dynamic_step ? end + dynamic_step : length) {
-    ends.push_back(end);
-  }
-  ends.push_back(length);
-  return ends;
 }
 
 nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, int64_t end) {
@@ -178,18 +150,40 @@ nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& varia
 
 nlohmann::json unsupported(const std::string& why) { return {{"status", "unsupported"}, {"error", why}}; }
 
-// The result row of one protocol at one length.
+// What can be evaluated at a length: a language-model protocol or a probe.
+struct Evaluation {
+  const char* name;
+  std::function<nlohmann::json(const ModelFactory&, int64_t length, const ScoringContext&)> score;
+};
+
+std::vector<Evaluation> evaluations(const std::vector<Protocol>& protocols, const EvalOptions& options) {
+  std::vector<Evaluation> list;
+  for (const auto& protocol : protocols) {
+    list.push_back({protocol.name(), [&protocol](const ModelFactory& make_model, int64_t length, const ScoringContext& context) {
+                      const LengthPlan plan = plan_length(protocol, length);
+                      return plan.unsupported.empty() ? score_plan(make_model, plan, context) : unsupported(plan.unsupported);
+                    }});
+  }
+  for (ProbeKind kind : options.probes) {
+    list.push_back({probe_name(kind), [kind, &options](const ModelFactory& make_model, int64_t length,
+                                                        const ScoringContext& context) {
+                      return score_probe(make_model, kind, options.probe_params, length, context);
+                    }});
+  }
+  return list;
+}
+
+// The result row of one protocol or probe at one length.
 nlohmann::json evaluate_length(const ModelFactory& make_model, int64_t max_length, const std::string& scheme,
-                               const Protocol& protocol, int64_t length, const ScoringContext& context) {
+                               const Evaluation& evaluation, int64_t length, const ScoringContext& context) {
   nlohmann::json row;
   if (max_length > 0 && length > max_length) {
     row = unsupported(scheme + " positions cover only " + std::to_string(max_length) +
                       " positions; cannot evaluate length " + std::to_string(length));
   } else {
-    const LengthPlan plan = plan_length(protocol, length);
-    row = plan.unsupported.empty() ? score_plan(make_model, plan, context) : unsupported(plan.unsupported);
+    row = evaluation.score(make_model, length, context);
   }
-  row["protocol"] = protocol.name();
+  row["protocol"] = evaluation.name;
   row["length"] = length;
   return row;
 }
@@ -219,6 +213,16 @@ std::vector<Treatment> selected_treatments(const EvalOptions& options) {
 
 }  // namespace
 
+std::vector<int64_t> context_ends(int64_t length, int64_t train_length, int64_t dynamic_step) {
+  std::vector<int64_t> ends;
+  for (int64_t end = std::min(length, train_length); dynamic_step > 0 && end < length;
+       end = length - end > dynamic_step ? end + dynamic_step : length) {
+    ends.push_back(end);
+  }
+  ends.push_back(length);
+  return ends;
+}
+
 nlohmann::json evaluate(const EvalOptions& options) {
   const fs::path config_file = options.run_dir / "config.json";
   if (!fs::exists(config_file)) throw UserError(options.run_dir.string() + ": not a run directory (no config.json)");
@@ -237,6 +241,8 @@ nlohmann::json evaluate(const EvalOptions& options) {
   const auto protocols = make_protocols(options.protocols, options.protocol_params, options.lengths,
                                         options.max_tokens, config.data.train_length,
                                         split_info(dataset, options.split));
+  check_probe_params(options.probes, options.probe_params, options.lengths);
+  if (protocols.empty() && options.probes.empty()) throw UserError("eval: --protocol names nothing to evaluate");
   const Runtime runtime(options.device, options.precision.value_or(config.train.precision));
 
   const std::vector<Treatment> treatments = selected_treatments(options);
@@ -258,6 +264,8 @@ nlohmann::json evaluate(const EvalOptions& options) {
   }
   nlohmann::json protocol_list = nlohmann::json::array();
   for (const auto& protocol : protocols) protocol_list.push_back(protocol.to_json());
+  for (ProbeKind kind : options.probes) protocol_list.push_back(probe_json(kind, options.probe_params));
+  const std::vector<Evaluation> to_evaluate = evaluations(protocols, options);
   std::vector<int64_t> dynamic_steps;
   nlohmann::json treatment_list = nlohmann::json::array();
   for (std::size_t t = 0; t < treatments.size(); ++t) {
@@ -293,11 +301,11 @@ nlohmann::json evaluate(const EvalOptions& options) {
       return model;
     };
     const int64_t max_length = variant.max_length();
-    for (const auto& protocol : protocols) {
+    for (const auto& evaluation : to_evaluate) {
       for (int64_t length : options.lengths) {
-        nlohmann::json row = evaluate_length(make_model, max_length, variant.position.scheme, protocol, length, context);
+        nlohmann::json row = evaluate_length(make_model, max_length, variant.position.scheme, evaluation, length, context);
         row["treatment"] = treatments[t].name;
-        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol.name(), length,
+        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, evaluation.name, length,
                      describe_result(row));
         document["results"].push_back(row);
         write_json_atomic(partial, document);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/run_config.h"
+#include "eval/probes.h"
 #include "eval/protocol.h"
 
 namespace extrap {
@@ -18,6 +19,8 @@ struct EvalOptions {
   int64_t max_tokens = 65536;      // targets scored per length (see each protocol in docs/results.md)
   std::vector<ProtocolKind> protocols{ProtocolKind::kNonoverlap};  // each evaluated at every length
   ProtocolParams protocol_params;  // --stride, --suffix-targets, --suffix-source
+  std::vector<ProbeKind> probes;   // retrieval probes, each at every length, after the protocols
+  ProbeParams probe_params;        // --depths, --trials, --probe-seed, --haystack, --key-digits, --needles
   std::vector<std::string> treatment_files;  // --treatments: JSON files of named variants (eval/treatment.h)
   bool include_baseline = true;    // also evaluate the untreated model (row "baseline")
   std::vector<std::string> only;   // --only: evaluate just these treatment names (empty: all)

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "eval/probes.h"
 
 namespace extrap {
 
@@ -116,8 +117,8 @@ std::vector<ProtocolKind> parse_protocol_names(const std::string& text) {
     const auto* found = std::find_if(std::begin(kProtocolTable), std::end(kProtocolTable),
                                      [&](const ProtocolName& entry) { return name == entry.name; });
     if (found == std::end(kProtocolTable)) {
-      throw UserError("--protocol: \"" + name + "\" is not a protocol (expected " + kProtocolNames +
-                      ", or several separated by commas)");
+      throw UserError("--protocol: \"" + name + "\" is not a protocol (expected " + kProtocolNames + ", a probe: " +
+                      kProbeNames + ", or several separated by commas)");
     }
     if (uses(kinds, found->kind)) throw UserError("--protocol: " + name + " is given twice");
     kinds.push_back(found->kind);

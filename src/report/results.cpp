@@ -62,6 +62,36 @@ json load_results(const fs::path& path) {
   return document;
 }
 
+namespace {
+
+// A probe row's summary (the row itself, its control and each depth's): counts and rates.
+template <typename Require>
+void validate_probe_summary(const json& summary, const Require& require, const std::string& where) {
+  require(summary, "trials", json::value_t::number_integer, where);
+  for (const char* key : {"exact_match", "token_accuracy", "answer_logprob"}) {
+    require(summary, key, json::value_t::number_float, where);
+  }
+  require(summary, "exact_match_ci", json::value_t::array, where);
+}
+
+template <typename Require>
+void validate_probe_row(const json& entry, const Require& require) {
+  validate_probe_summary(entry, require, "results[].");
+  require(entry, "control", json::value_t::object, "results[].");
+  validate_probe_summary(entry["control"], require, "results[].control.");
+  require(entry, "seconds", json::value_t::number_float, "results[].");
+  if (!entry.contains("depths")) return;  // mqar
+  require(entry, "depths", json::value_t::array, "results[].");
+  for (const auto& depth : entry["depths"]) {
+    require(depth, "depth", json::value_t::number_float, "results[].depths[].");
+    validate_probe_summary(depth, require, "results[].depths[].");
+  }
+}
+
+}  // namespace
+
+bool is_probe_protocol(const json& protocol) { return protocol.value("kind", "") == "probe"; }
+
 void validate_results(const json& document, const std::string& source) {
   auto require = [&](const json& object, const std::string& key, json::value_t type, const std::string& where) {
     if (!object.is_object() || !object.contains(key)) throw UserError(source + ": missing field " + where + key);
@@ -105,6 +135,10 @@ void validate_results(const json& document, const std::string& source) {
   require(document["data"], "checksum", T::string, "data.");
   require(document["data"], "split", T::string, "data.");
   const std::set<std::string> protocols = names("protocols");
+  std::set<std::string> probes;
+  for (const auto& protocol : document["protocols"]) {
+    if (is_probe_protocol(protocol)) probes.insert(protocol["name"].get<std::string>());
+  }
   const std::set<std::string> treatments = names("treatments");
   for (const auto& treatment : document["treatments"]) require(treatment, "overlay", T::object, "treatments[].");
   require(document, "results", T::array, "");
@@ -125,6 +159,10 @@ void validate_results(const json& document, const std::string& source) {
     require(entry, "status", T::string, "results[].");
     if (entry["status"] != "ok") {
       require(entry, "error", T::string, "results[].");
+      continue;
+    }
+    if (probes.count(entry["protocol"].get<std::string>())) {
+      validate_probe_row(entry, require);
       continue;
     }
     for (const char* key : {"nll", "ppl", "bits_per_byte", "accuracy", "seconds", "tokens_per_s"}) {

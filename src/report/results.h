@@ -24,6 +24,10 @@ nlohmann::json load_results(const std::filesystem::path& path);
 // returned unchanged.
 nlohmann::json upgrade_results(nlohmann::json document);
 
+// Whether a `protocols[]` entry is a retrieval probe ("kind": "probe"): its rows hold exact-match
+// summaries instead of language-model metrics.
+bool is_probe_protocol(const nlohmann::json& protocol);
+
 // Throws UserError naming the first field that does not follow the documented schema.
 void validate_results(const nlohmann::json& document, const std::string& source);
 

@@ -7,18 +7,13 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "report/probe_grid.h"
 #include "report/results.h"
 
 namespace extrap {
 namespace {
 
 using nlohmann::json;
-
-std::string fixed(double value, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
-  return buf;
-}
 
 const std::string kBaseline = kBaselineTreatment;
 
@@ -45,6 +40,7 @@ const json* row_part(const json& entry, const std::string& part) {
 std::string cell(const json* entry, const std::string& metric, const std::string& part) {
   if (!entry) return "";
   if (entry->at("status") != "ok") return "n/a";
+  if (entry->contains("exact_match")) return fixed(100.0 * entry->at("exact_match").get<double>(), 1) + "%";
   const bool beyond = metric == "beyond_ppl";
   const json* source = row_part(*entry, beyond ? "beyond" : part);
   if (!source) return "-";
@@ -53,125 +49,6 @@ std::string cell(const json* entry, const std::string& metric, const std::string
   if (field == "ppl") return fixed(source->at("ppl").get<double>(), 2);
   if (field == "bpb") return fixed(source->at("bits_per_byte").get<double>(), 3);
   return fixed(source->at("nll").get<double>(), 4);
-}
-
-// Terminal columns taken by UTF-8 text: one per code point (names such as "logn†", "InvLeaky→RoPE").
-std::size_t display_width(const std::string& text) {
-  return std::size_t(std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-// The first `names` columns are left-aligned, the others (numbers) right-aligned.
-// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return quoted + "\"";
-}
-
-std::string render_rows(const std::vector<std::vector<std::string>>& rows, std::size_t names, TableFormat format) {
-  std::ostringstream out;
-  if (format == TableFormat::Csv) {
-    for (const auto& row : rows) {
-      for (std::size_t c = 0; c < row.size(); ++c) out << (c ? "," : "") << csv_field(row[c]);
-      out << "\n";
-    }
-    return out.str();
-  }
-  std::vector<std::size_t> widths(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], display_width(row[c]));
-  }
-  const std::string sep = format == TableFormat::Markdown ? " | " : "  ";
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    if (format == TableFormat::Markdown) out << "| ";
-    for (std::size_t c = 0; c < rows[r].size(); ++c) {
-      const std::string& text = rows[r][c];
-      const std::string pad(widths[c] - display_width(text), ' ');
-      out << (c ? sep : "") << (c < names ? text + pad : pad + text);
-    }
-    out << (format == TableFormat::Markdown ? " |\n" : "\n");
-    if (r == 0) {
-      if (format == TableFormat::Markdown) {
-        out << "|";
-        for (std::size_t c = 0; c < widths.size(); ++c) {
-          const std::string dashes(widths[c] - 1, '-');
-          out << (c < names ? " :" + dashes + " |" : " " + dashes + ": |");
-        }
-        out << "\n";
-      } else {
-        std::size_t total = 0;
-        for (auto w : widths) total += w + sep.size();
-        out << std::string(total - sep.size(), '-') << "\n";
-      }
-    }
-  }
-  return out.str();
-}
-
-// A config's leaves by dotted path ("position.base"; array elements by index, "layers.0.window").
-std::map<std::string, json> config_leaves(const json& config) {
-  const json flat = config.flatten();
-  std::map<std::string, json> leaves;
-  for (const auto& item : flat.items()) {
-    std::string path = item.key().empty() ? "" : item.key().substr(1);  // "/position/base"
-    std::replace(path.begin(), path.end(), '/', '.');
-    leaves.emplace(path, item.value());
-  }
-  return leaves;
-}
-
-std::string leaf_text(const std::map<std::string, json>& leaves, const std::string& path) {
-  const auto found = leaves.find(path);
-  if (found == leaves.end()) return "unset";
-  return found->second.is_string() ? found->second.get<std::string>() : found->second.dump();
-}
-
-// The paths whose values are not the same in every one of `configs`, in path order.
-std::vector<std::string> differing_paths(const std::vector<std::map<std::string, json>>& configs) {
-  std::set<std::string> paths;
-  for (const auto& leaves : configs) {
-    for (const auto& leaf : leaves) paths.insert(leaf.first);
-  }
-  std::vector<std::string> differing;
-  for (const auto& path : paths) {
-    const std::string value = leaf_text(configs[0], path);
-    const auto differs = [&](const auto& leaves) { return leaf_text(leaves, path) != value; };
-    if (std::any_of(configs.begin(), configs.end(), differs)) differing.push_back(path);
-  }
-  return differing;
-}
-
-constexpr std::size_t kLabelFields = 3;  // differing fields named in a label, at most
-
-// What the report calls each input: its run name, unless other inputs share it (two `--set`
-// variants of one config). Then the config fields whose values differ within the group, up to
-// three in path order ("rope (position.base=500.0)"), or where the configs are equal and the run
-// directories are not, the run directory.
-std::vector<std::string> run_labels(const std::vector<json>& documents) {
-  std::vector<std::string> names;
-  for (const auto& document : documents) names.push_back(document.at("run").at("name").get<std::string>());
-  std::vector<std::string> labels = names;
-  for (std::size_t d = 0; d < documents.size(); ++d) {
-    const std::string dir = documents[d].at("run").value("dir", "");
-    std::vector<std::map<std::string, json>> configs{config_leaves(documents[d].at("run").at("config"))};  // d's first
-    bool dirs_differ = false;
-    for (std::size_t e = 0; e < documents.size(); ++e) {
-      if (e == d || names[e] != names[d]) continue;
-      configs.push_back(config_leaves(documents[e].at("run").at("config")));
-      dirs_differ = dirs_differ || documents[e].at("run").value("dir", "") != dir;
-    }
-    if (configs.size() < 2) continue;
-    const std::vector<std::string> differing = differing_paths(configs);
-    std::string fields;
-    for (std::size_t f = 0; f < std::min(differing.size(), kLabelFields); ++f) {
-      fields += (f ? ", " : "") + differing[f] + "=" + leaf_text(configs[0], differing[f]);
-    }
-    if (differing.size() > kLabelFields) fields += ", ...";
-    if (fields.empty() && dirs_differ) fields = dir;
-    if (!fields.empty()) labels[d] = names[d] + " (" + fields + ")";
-  }
-  return labels;
 }
 
 // One line of a report: a document under one of its treatments.
@@ -240,7 +117,10 @@ std::string legend(const json& first, const ReportOptions& options) {
     return options.metric + split + "; natural: nonoverlap windows (Su's 不重复); repeated: " + repeated + " (Su's 重复)";
   }
   const bool part = options.part != "window" && options.metric != "beyond_ppl";
-  return options.metric + (part ? " (" + options.part + " part)" : "") + split;
+  const bool probes = std::any_of(first.at("protocols").begin(), first.at("protocols").end(),
+                                  [](const json& protocol) { return is_probe_protocol(protocol); });
+  return options.metric + (part ? " (" + options.part + " part)" : "") + split +
+         (probes ? "; probe columns: exact match of the answers (--layout probe: per depth)" : "");
 }
 
 // Inputs that are incomplete, or not comparable with the first (other tokens or protocol parameters).
@@ -275,6 +155,15 @@ std::string warnings(const std::vector<json>& documents, const std::vector<std::
 std::string describe_result(const json& entry) {
   if (entry.at("status") != "ok") return entry.value("error", "failed");
   std::ostringstream out;
+  if (entry.contains("control")) {  // a probe row
+    const auto& ci = entry["exact_match_ci"];
+    out << "exact match " << fixed(100.0 * entry["exact_match"].get<double>(), 1) << "% [" << fixed(100.0 * ci[0].get<double>(), 1)
+        << ", " << fixed(100.0 * ci[1].get<double>(), 1) << "] | answer-token acc "
+        << fixed(100.0 * entry["token_accuracy"].get<double>(), 1) << "% | without the needle "
+        << fixed(100.0 * entry["control"]["exact_match"].get<double>(), 1) << "% | " << entry["trials"].get<int64_t>()
+        << " prompts in " << fixed(entry["seconds"], 1) << " s";
+    return out.str();
+  }
   out << "ppl " << fixed(entry["ppl"], 3) << " | bpb " << fixed(entry["bits_per_byte"], 4) << " | acc "
       << fixed(100.0 * entry["accuracy"].get<double>(), 2) << "%";
   for (const char* part : {"natural", "copy"}) {
@@ -307,23 +196,21 @@ std::string describe_protocol(const json& protocol) {
   } else if (name == "repeated") {
     text += "a natural segment of ceil(L/2) tokens and its copy, at least " + number("max_tokens") +
             " targets at length L";
+  } else if (is_probe_protocol(protocol)) {
+    const auto depths = protocol.value("depths", json::array());
+    text += number("trials") + " prompts" + (depths.empty() ? "" : " at each of " + std::to_string(depths.size()) +
+            " depths (" + protocol.value("haystack", "") + " haystack)") + " per length, each with a no-needle control";
   } else {
     text += protocol.dump();
   }
   return text;
 }
 
-TableFormat parse_table_format(const std::string& name) {
-  if (name == "table") return TableFormat::Terminal;
-  if (name == "markdown") return TableFormat::Markdown;
-  if (name == "csv") return TableFormat::Csv;
-  throw UserError("--format " + name + ": expected table, markdown or csv");
-}
-
 ReportLayout parse_report_layout(const std::string& name) {
   if (name == "runs") return ReportLayout::Runs;
   if (name == "su") return ReportLayout::Su;
-  throw UserError("--layout " + name + ": expected runs or su");
+  if (name == "probe") return ReportLayout::Probe;
+  throw UserError("--layout " + name + ": expected runs, su or probe");
 }
 
 std::string render_report(const std::vector<json>& documents, const std::string& metric, TableFormat format,
@@ -332,6 +219,10 @@ std::string render_report(const std::vector<json>& documents, const std::string&
 }
 
 std::string render_report(const std::vector<json>& documents, const ReportOptions& given) {
+  if (given.layout == ReportLayout::Probe) {
+    if (!given.part.empty()) throw UserError("--part applies only to the runs and su layouts");
+    return render_probe_grid(documents, given.metric.empty() ? "em" : given.metric, given.format);
+  }
   const bool su = given.layout == ReportLayout::Su;
   ReportOptions options = given;
   if (options.metric.empty()) options.metric = su ? "acc" : "ppl";

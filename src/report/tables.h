@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "report/text_table.h"
+
 namespace extrap {
 
 // One line for a result row: "ppl 12.34 | bpb 3.627 | acc 41.2% | ..." or its error.
@@ -14,13 +16,12 @@ std::string describe_result(const nlohmann::json& entry);
 // One line for a `protocols[]` entry, e.g. "nonoverlap: 65536 targets at every length".
 std::string describe_protocol(const nlohmann::json& protocol);
 
-enum class TableFormat { Terminal, Markdown, Csv };
-TableFormat parse_table_format(const std::string& name);
 
 // Runs: one line per (run, treatment), one column per (length, protocol). Su: Su's comparison
 // tables (spec §2.1), one line per (run, treatment) and for each length a "natural" column (the
 // nonoverlap row) and a "repeated" column (the copy part of the repeated row).
-enum class ReportLayout { Runs, Su };
+// Probe: a depth x length grid per (run, treatment, probe) (report/probe_grid.h).
+enum class ReportLayout { Runs, Su, Probe };
 ReportLayout parse_report_layout(const std::string& name);
 
 struct ReportOptions {
