@@ -108,7 +108,7 @@ grid=$("$extrap" report "$work/probe.json" --layout probe --format csv)
 "$extrap" report "$work/probe.json" --format csv | head -1 | grep -q '^run,scheme,train,300 nonoverlap,300 passkey,300 mqar,' \
   || fail "probe columns in the runs layout"
 expect="--layout probe: no probe rows" expect_error "$extrap" report "$work/run" --layout probe
-expect="--metric ppl: the probe layout shows em, acc or logprob" expect_error "$extrap" report "$work/probe.json" --layout probe --metric ppl
+expect="--metric ppl: the probe layout shows em, acc, logprob or greedy" expect_error "$extrap" report "$work/probe.json" --layout probe --metric ppl
 expect='"passky" is not a protocol (expected nonoverlap, sliding, suffix or repeated, a probe: passkey' expect_error "$extrap" eval --run "$work/run" --lengths 300 --protocol passky
 expect="--protocol: passkey is given twice" expect_error "$extrap" eval --run "$work/run" --lengths 300 --protocol passkey,passkey
 expect="--depths: 1.5 is outside" expect_error "$extrap" eval --run "$work/run" --lengths 300 --protocol passkey --depths 0,1.5

@@ -319,6 +319,30 @@ TEST_F(ProbeScoring, TeacherForcedScoresEqualAHandComputation) {
               row.at("control").at("answer_logprob").get<double>(), 1e-4);
 }
 
+TEST_F(ProbeScoring, GreedyDecodingMatchesOneTokenAtATimeArgmax) {
+  torch::NoGradGuard no_grad;
+  const auto trials = probe_trials(ProbeKind::kPasskey, params_with({0.5}, 3), 300, kNoText);
+  std::vector<const ProbeSequence*> prompts;
+  for (const auto& trial : trials) prompts.push_back(&trial.prompt);
+  const int64_t horizon = 300 + kGreedySlack;
+  const auto positions = evaluation_positions(config_.position_sampling, horizon, torch::kCPU);
+  for (int64_t batch_tokens : {int64_t(1), int64_t(1) << 20}) {  // one prompt per pass, or all in one (padded)
+    const ScoringContext context{kNoText, config_.position_sampling, 64, batch_tokens, runtime_, 0};
+    const auto continuations = greedy_continuations([&](int64_t) { return model_; }, prompts, horizon, context);
+    ASSERT_EQ(continuations.size(), 3u);
+    for (std::size_t p = 0; p < prompts.size(); ++p) {
+      const auto& answer = prompts[p]->answers[0];
+      std::vector<int64_t> text(prompts[p]->tokens.begin(), prompts[p]->tokens.begin() + answer.begin);
+      for (int64_t step = 0; step < answer.end - answer.begin + kGreedySlack; ++step) {
+        const auto input = torch::tensor(text, torch::kInt64).unsqueeze(0);
+        const auto logits = model_->forward(input, positions.prefix(int64_t(text.size())));
+        text.push_back(logits[0][-1].argmax().item<int64_t>());
+      }
+      EXPECT_EQ(continuations[p], std::vector<int64_t>(text.begin() + answer.begin, text.end())) << p;
+    }
+  }
+}
+
 TEST(ProbeStatistics, WilsonIntervalClosedForm) {
   const auto none = wilson_interval(0, 10);
   EXPECT_EQ(none[0], 0.0);

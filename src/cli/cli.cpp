@@ -212,7 +212,9 @@ int run_cli(int argc, char** argv) {
       eval_cmd->add_option("--haystack", haystack, "probes: fixed (default; Landmark's filler) or natural (the split's text)"),
       eval_cmd->add_option("--key-digits", probe.key_digits, "passkey: digits of the key (default 0: keys 1..50000)"),
       eval_cmd->add_option("--needles", probe.needles,
-                           "needles (multikey), values (multivalue) or queries (multiquery, mqar) (default 4)")};
+                           "needles (multikey), values (multivalue) or queries (multiquery, mqar) (default 4)"),
+      eval_cmd->add_flag("--greedy", probe.greedy,
+                         "probes: also decode greedily and look for the answers in the continuation (costly)")};
   eval_cmd->add_option("--treatments", eval_options.treatment_files,
                        "JSON files of inference-time treatments (e.g. configs/eval/su_table.json); each is "
                        "evaluated besides the untreated baseline")
@@ -238,7 +240,7 @@ int run_cli(int argc, char** argv) {
   report_cmd->add_flag("--su", su_layout, "the same as --layout su");
   report_cmd->add_option("--metric", report_options.metric,
                          "ppl (default for runs), bpb, nll, acc (default for su) or beyond_ppl; probe layout: em "
-                         "(default), acc or logprob");
+                         "(default), acc, logprob or greedy");
   report_cmd->add_option("--part", report_options.part,
                          "window (runs default), natural or copy (repeated windows; su default for its repeated "
                          "column: copy), beyond (past train length)");

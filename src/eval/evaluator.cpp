@@ -174,11 +174,11 @@ std::vector<Evaluation> evaluations(const std::vector<Protocol>& protocols, cons
 }
 
 // The result row of one protocol or probe at one length.
-nlohmann::json evaluate_length(const ModelFactory& make_model, int64_t max_length, const std::string& scheme,
-                               const Evaluation& evaluation, int64_t length, const ScoringContext& context) {
+nlohmann::json evaluate_length(const ModelFactory& make_model, const std::string& scheme, const Evaluation& evaluation,
+                               int64_t length, const ScoringContext& context) {
   nlohmann::json row;
-  if (max_length > 0 && length > max_length) {
-    row = unsupported(scheme + " positions cover only " + std::to_string(max_length) +
+  if (context.max_length > 0 && length > context.max_length) {
+    row = unsupported(scheme + " positions cover only " + std::to_string(context.max_length) +
                       " positions; cannot evaluate length " + std::to_string(length));
   } else {
     row = evaluation.score(make_model, length, context);
@@ -289,8 +289,8 @@ nlohmann::json evaluate(const EvalOptions& options) {
       {"results", nlohmann::json::array()}};
   for (std::size_t t = 0; t < treatments.size(); ++t) {
     const RunConfig& variant = treated[t];
-    const ScoringContext context{stream,       variant.position_sampling, config.data.train_length,
-                                 options.batch_tokens, runtime,          dynamic_steps[t]};
+    const ScoringContext context{stream,  variant.position_sampling, config.data.train_length, options.batch_tokens,
+                                 runtime, dynamic_steps[t],          variant.max_length()};
     // Built per window length: inference-time treatments derive their extension factor from it.
     const ModelFactory make_model = [&](int64_t context_length) {
       GPT model = build_model(variant, context_length);
@@ -300,10 +300,9 @@ nlohmann::json evaluate(const EvalOptions& options) {
       model->set_attention_block(kEvalAttentionBlock);
       return model;
     };
-    const int64_t max_length = variant.max_length();
     for (const auto& evaluation : to_evaluate) {
       for (int64_t length : options.lengths) {
-        nlohmann::json row = evaluate_length(make_model, max_length, variant.position.scheme, evaluation, length, context);
+        nlohmann::json row = evaluate_length(make_model, variant.position.scheme, evaluation, length, context);
         row["treatment"] = treatments[t].name;
         spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, evaluation.name, length,
                      describe_result(row));

@@ -1,5 +1,6 @@
 #include "eval/probe_scoring.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/process.h"
@@ -80,6 +81,32 @@ std::vector<SequenceScores> score_sequences(const ModelFactory& make_model, cons
   return scores;
 }
 
+// Whether `needle` occurs in `haystack` as a contiguous run of tokens.
+bool contains_run(const std::vector<int64_t>& haystack, const std::vector<int64_t>& needle) {
+  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) != haystack.end();
+}
+
+// Whether every answer's tokens occur in the prompt's greedy continuation.
+std::vector<bool> greedy_found(const std::vector<const ProbeSequence*>& prompts,
+                               const std::vector<std::vector<int64_t>>& continuations) {
+  std::vector<bool> found;
+  for (std::size_t p = 0; p < prompts.size(); ++p) {
+    const ProbeSequence& prompt = *prompts[p];
+    bool all = true;
+    for (const auto& answer : prompt.answers) {
+      all = all && contains_run(continuations[p], {prompt.tokens.begin() + answer.begin, prompt.tokens.begin() + answer.end});
+    }
+    found.push_back(all);
+  }
+  return found;
+}
+
+nlohmann::json greedy_summary(const std::vector<bool>& found) {
+  const int64_t hits = std::count(found.begin(), found.end(), true), trials = int64_t(found.size());
+  const auto ci = wilson_interval(hits, trials);
+  return {{"trials", trials}, {"found", double(hits) / double(trials)}, {"found_ci", {ci[0], ci[1]}}};
+}
+
 // {trials, exact_match, exact_match_ci, token_accuracy, answer_logprob, answers, answer_exact_match,
 // answer_tokens} over the given sequences' scores.
 nlohmann::json summarize(const std::vector<const SequenceScores*>& sequences) {
@@ -112,6 +139,53 @@ nlohmann::json summarize(const std::vector<const SequenceScores*>& sequences) {
 
 }  // namespace
 
+std::vector<std::vector<int64_t>> greedy_continuations(const ModelFactory& make_model,
+                                                       const std::vector<const ProbeSequence*>& prompts, int64_t horizon,
+                                                       const ScoringContext& context) {
+  const auto positions = evaluation_positions(context.sampling, horizon, context.runtime.device());
+  GPT model = make_model(horizon);
+  const std::size_t per_batch = std::max<int64_t>(1, context.batch_tokens / horizon);
+  std::vector<std::vector<int64_t>> continuations;
+  for (std::size_t b = 0; b < prompts.size(); b += per_batch) {
+    const std::size_t rows = std::min(per_batch, prompts.size() - b);
+    std::vector<std::vector<int64_t>> text(rows);
+    std::vector<int64_t> start(rows), steps(rows);
+    int64_t most_steps = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const ProbeSequence& prompt = *prompts[b + r];
+      start[r] = prompt.answers.front().begin;
+      steps[r] = prompt.answers.back().end - start[r] + kGreedySlack;
+      most_steps = std::max(most_steps, steps[r]);
+      text[r].assign(prompt.tokens.begin(), prompt.tokens.begin() + start[r]);
+    }
+    for (int64_t step = 0; step < most_steps; ++step) {
+      int64_t width = 0;
+      for (const auto& t : text) width = std::max<int64_t>(width, int64_t(t.size()));
+      auto batch = torch::full({int64_t(rows), width}, kPadToken, torch::kInt64);
+      std::vector<int64_t> last(rows);
+      for (std::size_t r = 0; r < rows; ++r) {
+        std::copy(text[r].begin(), text[r].end(), batch[int64_t(r)].data_ptr<int64_t>());
+        last[r] = int64_t(text[r].size()) - 1;
+      }
+      torch::Tensor logits;
+      {
+        const auto precision = context.runtime.precision_scope();
+        logits = model->forward(batch.to(context.runtime.device()), positions.prefix(width));
+      }
+      const auto& device = context.runtime.device();
+      const auto next = logits.index({torch::arange(int64_t(rows), torch::kInt64).to(device),
+                                      torch::tensor(last, torch::kInt64).to(device)})
+                            .argmax(-1)
+                            .to(torch::kCPU);
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (step < steps[r]) text[r].push_back(next[int64_t(r)].item<int64_t>());
+      }
+    }
+    for (std::size_t r = 0; r < rows; ++r) continuations.emplace_back(text[r].begin() + start[r], text[r].end());
+  }
+  return continuations;
+}
+
 nlohmann::json score_probe(const ModelFactory& make_model, ProbeKind kind, const ProbeParams& params, int64_t length,
                            const ScoringContext& context) {
   const auto start = std::chrono::steady_clock::now();
@@ -131,15 +205,31 @@ nlohmann::json score_probe(const ModelFactory& make_model, ProbeKind kind, const
   }
   nlohmann::json row = summarize(prompts);
   row["control"] = summarize(controls);
+  std::vector<bool> found;
+  if (params.greedy) {
+    const int64_t horizon = length + kGreedySlack;
+    if (context.max_length > 0 && horizon > context.max_length) {
+      row["greedy"] = {{"error", "greedy decoding runs to " + std::to_string(horizon) + " positions; the scheme covers " +
+                                     std::to_string(context.max_length)}};
+    } else {
+      const std::vector<const ProbeSequence*> prompts(sequences.begin(), sequences.begin() + n);
+      found = greedy_found(prompts, greedy_continuations(make_model, prompts, horizon, context));
+      row["greedy"] = greedy_summary(found);
+    }
+  }
   if (probe_has_depth(kind)) {
     nlohmann::json depths = nlohmann::json::array();
     for (double depth : params.depths) {
       std::vector<const SequenceScores*> at_depth;
+      std::vector<bool> found_at_depth;
       for (std::size_t t = 0; t < n; ++t) {
-        if (trials[t].depth == depth) at_depth.push_back(&scores[t]);
+        if (trials[t].depth != depth) continue;
+        at_depth.push_back(&scores[t]);
+        if (!found.empty()) found_at_depth.push_back(found[t]);
       }
       nlohmann::json entry = summarize(at_depth);
       entry["depth"] = depth;
+      if (!found.empty()) entry["greedy"] = greedy_summary(found_at_depth);
       depths.push_back(entry);
     }
     row["depths"] = depths;

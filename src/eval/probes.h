@@ -30,6 +30,7 @@ struct ProbeParams {
   Haystack haystack = Haystack::kFixed;
   int64_t key_digits = 0;  // passkey: 0 draws the key uniformly from 1..50000, D > 0 from the D-digit numbers
   int64_t needles = 4;     // multikey: needles incl. the asked one; multivalue: values; multiquery and mqar: queries
+  bool greedy = false;     // also decode greedily and look for the answers in the continuation
 };
 
 // Tokens [begin, end) of a sequence that a probe scores (one answer; a prompt may have several).

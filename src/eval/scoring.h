@@ -22,6 +22,7 @@ struct ScoringContext {
   int64_t batch_tokens = 0;
   const Runtime& runtime;
   int64_t dynamic_step = 0;  // > 0: the model is rebuilt every dynamic_step positions (context_ends)
+  int64_t max_length = 0;    // positions the scheme can represent (learned tables); 0: any
 };
 
 // Where the model used for a window's positions changes: [0, ends[0]), [ends[0], ends[1]), ...

@@ -12,6 +12,10 @@ namespace {
 using nlohmann::json;
 
 std::string metric_cell(const json& summary, const std::string& metric) {
+  if (metric == "greedy") {  // only with --greedy, and never for the controls
+    const json* greedy = summary.contains("greedy") ? &summary.at("greedy") : nullptr;
+    return greedy && greedy->contains("found") ? fixed(100.0 * greedy->at("found").get<double>(), 1) : "";
+  }
   if (metric == "logprob") return fixed(summary.at("answer_logprob").get<double>(), 2);
   const char* field = metric == "acc" ? "token_accuracy" : "exact_match";
   return fixed(100.0 * summary.at(field).get<double>(), 1);
@@ -91,14 +95,15 @@ std::vector<std::string> length_labels(const Grid& grid) {
 std::string metric_legend(const std::string& metric) {
   if (metric == "logprob") return "answer log-probability (nats, summed over the answer tokens)";
   if (metric == "acc") return "answer-token accuracy (%, teacher-forced argmax)";
+  if (metric == "greedy") return "found by greedy decoding (%: every answer in the continuation; eval --greedy)";
   return "exact match (%: every answer token the argmax, teacher-forced)";
 }
 
 }  // namespace
 
 std::string render_probe_grid(const std::vector<json>& documents, const std::string& metric, TableFormat format) {
-  if (metric != "em" && metric != "acc" && metric != "logprob") {
-    throw UserError("--metric " + metric + ": the probe layout shows em, acc or logprob");
+  if (metric != "em" && metric != "acc" && metric != "logprob" && metric != "greedy") {
+    throw UserError("--metric " + metric + ": the probe layout shows em, acc, logprob or greedy");
   }
   const std::vector<Grid> grids = probe_grids(documents);
   if (grids.empty()) throw UserError("--layout probe: no probe rows (evaluate with e.g. --protocol passkey)");

@@ -12,8 +12,8 @@ namespace extrap {
 
 // One grid per (run, treatment, probe) in input order: a line per depth, then "all" (every depth)
 // and "control" (the prompts without the needle), a column per length; cells are `metric`: em
-// (exact match, %, the default), acc (answer-token accuracy, %) or logprob (the answer's summed
-// log-probability, nats). CSV: one table with run, treatment and probe columns.
+// (exact match, %, the default), acc (answer-token accuracy, %), logprob (the answer's summed
+// log-probability, nats) or greedy (found by greedy decoding, %, when evaluated with --greedy). CSV: one table with run, treatment and probe columns.
 std::string render_probe_grid(const std::vector<nlohmann::json>& documents, const std::string& metric,
                               TableFormat format);
 
