@@ -32,3 +32,15 @@ if [ ! -f "$su" ] || [ "$su" -ot runs/demo/rope/DONE ] || [ "$su" -ot configs/ev
 fi
 echo
 build/extrap report --su "$su"
+
+# Passkey retrieval past the training length (teacher-forced; docs/results.md "Retrieval probes"):
+# the shortest passkey prompt is 2.5x the demo's training length.
+for s in rope alibi nope; do
+  out=runs/demo/$s/results/passkey.json
+  if [ ! -f "$out" ] || [ "$out" -ot "runs/demo/$s/DONE" ]; then
+    build/extrap eval --run "runs/demo/$s" --lengths 320,640,1280 --protocol passkey --depths 0,0.25,0.5,0.75,1 \
+      --trials 8 --out "$out" > /dev/null
+  fi
+done
+echo
+build/extrap report --layout probe --metric logprob runs/demo/{rope,alibi,nope}/results/passkey.json
