@@ -319,6 +319,9 @@ int run_cli(int argc, char** argv) {
       if (!precision.empty()) eval_options.precision = parse_enum(kPrecisionNames, precision, "--precision");
       const auto document = evaluate(eval_options);
       std::cout << "\n" << render_report({document}, "ppl", TableFormat::Terminal);
+      if (!eval_options.probes.empty()) {
+        std::cout << "\n" << render_report({document}, {"", TableFormat::Terminal, "", ReportLayout::Probe});
+      }
       if (std::find(eval_options.protocols.begin(), eval_options.protocols.end(), ProtocolKind::kRepeated) !=
           eval_options.protocols.end()) {
         for (const char* part : {"natural", "copy"}) {
