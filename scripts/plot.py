@@ -38,9 +38,12 @@ except ImportError as error:
          "(scripts/setup.sh does)")
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree that `extrap plot` runs from
-from plot_figures import (METRICS, plot_metric_vs_length, plot_position_buckets,
+from plot_figures import (LM_PROTOCOLS, METRICS, PROBE_PROTOCOLS, plot_metric_vs_length, plot_position_buckets,
                           plot_probe_heatmaps, plot_probe_summary, plot_su_treatments, plot_task_accuracy,
                           plot_training)
+
+# Rows of one family share figures; documents whose rows are of different families never do.
+ROW_FAMILIES = {**dict.fromkeys(LM_PROTOCOLS, "lm"), **dict.fromkeys(PROBE_PROTOCOLS, "probe"), "task": "task"}
 
 
 class Document:
@@ -58,6 +61,7 @@ class Document:
             row.setdefault("protocol", "nonoverlap")  # extrap.eval/1
             row.setdefault("treatment", "baseline")  # extrap.eval/2
         self.label = self.run_name  # made unique by label_uniquely
+        self.families = {ROW_FAMILIES.get(row["protocol"]) for row in self.results if row.get("status") == "ok"}
 
     def series(self, protocols):
         """{(treatment, protocol): ok rows by ascending length}, in document order."""
@@ -78,6 +82,7 @@ class TrainingLog:
         self.path = path
         self.run_name = run_name_of(path.parent)
         self.label = self.run_name
+        self.families = {"training"}
         self.train, self.val = [], []
         for number, line in enumerate(read_text(path).splitlines(), 1):
             if not line.strip():
@@ -160,14 +165,19 @@ def load_inputs(inputs):
 
 
 def label_uniquely(items):
-    """Items sharing a run name get the shortest trailing part of their path that tells them apart:
-    `rope (eval.json)` and `rope (su_table.json)`."""
+    """Items of one run name that would share a figure (rows of a family in common) get the shortest
+    trailing part of their paths that tells them apart: `rope (eval)` and `rope (eval.partial)`."""
+    clashing = {}
+    for family in {family for item in items for family in item.families}:
+        by_name = {}
+        for item in items:
+            if family in item.families:
+                by_name.setdefault(item.run_name, []).append(item)
+        clashing.update((id(item), item) for group in by_name.values() if len(group) > 1 for item in group)
     by_name = {}
-    for item in items:
+    for item in clashing.values():
         by_name.setdefault(item.run_name, []).append(item)
     for name, group in by_name.items():
-        if len(group) == 1:
-            continue
         parts = [item.path.resolve().parts for item in group]
         depth = 1
         while depth < max(map(len, parts)) and len({p[-depth:] for p in parts}) < len(group):

@@ -60,9 +60,11 @@ def panels(count, columns, size=(4.4, 3.6), **shared):
     return figure, list(grid.flat[:count])
 
 
-def length_axis(axis, values, label=LENGTH_LABEL):
-    """A log2 x axis ticked at the values themselves when they are few and spread, else at powers of 2."""
-    values = sorted(set(values))
+def length_axis(axis, values, train_lengths=(), label=LENGTH_LABEL):
+    """A log2 x axis ticked at the values themselves when they are few and spread, else at powers of 2,
+    and a dotted vertical line per training length (within the range), named in the legend (a label
+    in the axes would cover data)."""
+    values = sorted(set(values) | set(train_lengths))
     if len(values) <= 8 and all(b / a >= 1.4 for a, b in zip(values, values[1:])):
         ticks = values
     else:
@@ -74,12 +76,7 @@ def length_axis(axis, values, label=LENGTH_LABEL):
     axis.set_xlim(min(values[0], ticks[0]) / 1.3, max(values[-1], ticks[-1]) * 1.3)
     axis.set_xlabel(label)
     axis.grid(True, alpha=0.3)
-
-
-def mark_train_lengths(axis, lengths):
-    """A dotted vertical line per training length, named in the legend (a label in the axes would
-    cover data)."""
-    for length in sorted(set(lengths)):
+    for length in sorted(set(train_lengths)):
         axis.axvline(length, color="0.35", linestyle=":", linewidth=1.5, zorder=1,
                      label=f"training length ({length} tokens)", gid="reference")
 
@@ -153,8 +150,7 @@ def plot_metric_vs_length(documents, metric, writer, group=None):
         for _, label, line in series:
             axis.plot(*zip(*line), label=label, **styles(label))
             count += 1
-        length_axis(axis, lengths)
-        mark_train_lengths(axis, [doc.train_length for doc, _, _ in series])
+        length_axis(axis, lengths, [doc.train_length for doc, _, _ in series])
         axis.set_title(PROTOCOL_TITLES[protocol])
     loss_scale(axes, metric, [y for series in by_protocol.values() for *_, line in series for _, y in line], ylabel)
     legend_outside(figure, axes, group=group)
@@ -189,8 +185,7 @@ def plot_position_buckets(documents, metric, writer, group=None):
             axis.plot(*zip(*curve), color=colours[length], marker=".", label=str(length))
             count += 1
         last_row = index + columns >= len(series)
-        length_axis(axis, ends, label="tokens of context (bucket end)" if last_row else "")
-        mark_train_lengths(axis, [doc.train_length])
+        length_axis(axis, ends, [doc.train_length], label="tokens of context (bucket end)" if last_row else "")
         axis.set_title(f"{label} ({protocol})" if several_protocols else label, fontsize=9)
         if metric == "ppl":
             axis.set_yscale("log")
@@ -219,8 +214,7 @@ def plot_su_treatments(documents, metric, writer):
                 if line:
                     axis.plot(*zip(*line), label=treatment, **styles(treatment))
                     values.append([y for _, y in line])
-            length_axis(axis, [row["length"] for t in treatments for row in rows[(t, protocol)]])
-            mark_train_lengths(axis, [doc.train_length])
+            length_axis(axis, [row["length"] for t in treatments for row in rows[(t, protocol)]], [doc.train_length])
             axis.set_title(title)
         if not values:
             plt.close(figure)
@@ -298,8 +292,7 @@ def plot_probe_summary(documents, writer, group=None):
                 axis.plot(dodge(control[0], index, len(series)), control[1], color=style["color"], linestyle="--",
                           linewidth=1, marker="x")
             count += 1 + bool(control[0])
-        length_axis(axis, lengths)
-        mark_train_lengths(axis, [doc.train_length for doc, _, _ in series])
+        length_axis(axis, lengths, [doc.train_length for doc, _, _ in series])
         axis.set_ylim(-0.03, 1.03)
         axis.set_title(protocol)
     axes[0].set_ylabel(EXACT_MATCH_LABEL)

@@ -64,17 +64,19 @@ summary=$("$extrap" plot tiny other su.json probe.json task.json --out figs 2>wa
   fail "extrap plot: $(cat warnings.txt)"
 check_figures "$summary" figs "bpb_vs_length 3 lines" "bpb_by_position 8 lines" "probe_exact_match 6 lines" \
   "task_exact_match 1 line" "bpb_vs_length_tiny 6 lines" "bpb_by_position_tiny 17 lines" \
-  "su_acc_tiny 6 lines" "heatmap_passkey_tiny_probe 15 cells" "heatmap_niah_tiny_probe 14 cells" "training 4 lines"
+  "su_acc_tiny 6 lines" "heatmap_passkey_tiny 15 cells" "heatmap_niah_tiny 14 cells" "training 4 lines"
 grep -qF "tiny/results/eval.partial.json: the evaluation stopped after 2 result rows" warnings.txt ||
   fail "no warning for the partial file: $(cat warnings.txt)"
 grep -qF "tiny/results/notes.json: not a results document" warnings.txt || fail "no warning for notes.json"
 [ "$(wc -l <warnings.txt)" -eq 2 ] || fail "unexpected warnings: $(cat warnings.txt)"
+# tiny's eval.json and eval.partial.json share the LM figures, so their labels name the files; its
+# su, probe and task documents share no figure with another tiny document and are plain "tiny".
 svg_has figs/bpb_vs_length.svg "bits per byte" "evaluation length (tokens)" "training length (32 tokens)" \
   "tiny (eval)" "tiny (eval.partial)" ">other<" "nonoverlap windows" "sliding windows"
 svg_has figs/su_acc_tiny.svg "next-byte accuracy (%)" "natural text (nonoverlap)" "the copy half" "ReRoPE-w/4" ">PI<"
-svg_has figs/probe_exact_match.svg "exact match (fraction, 95% CI)" "no-needle control (dashed)" ">passkey<" ">mqar<"
-svg_has figs/heatmap_niah_tiny_probe.svg "needle depth" "0.80" "10 trials per cell"
-svg_has figs/task_exact_match.svg "task: copy" "training lengths 1-64" "example length (tokens, bin upper end)"
+svg_has figs/probe_exact_match.svg "exact match (fraction, 95% CI)" "no-needle control (dashed)" ">passkey<" ">mqar<" ">tiny<"
+svg_has figs/heatmap_niah_tiny.svg "needle depth" "0.80" "10 trials per cell"
+svg_has figs/task_exact_match.svg "task: copy" "training lengths 1-64" "example length (tokens, bin upper end)" ">tiny<"
 svg_has figs/training.svg "loss (nats per byte)" "training step" "validation loss" ">tiny<" ">other<"
 
 # The script runs by itself; --metric picks the LM figures' metric (and Su's figure's).
