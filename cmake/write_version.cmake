@@ -1,5 +1,6 @@
-# Writes generated/common/version.h with the current git commit; rewritten only when it changes,
-# so a new commit is recorded in results without forcing a full rebuild.
+# Writes generated/common/version.h with the current git commit and the source directory (where
+# `extrap plot` finds scripts/plot.py); rewritten only when it changes, so a new commit is recorded
+# in results without forcing a full rebuild.
 execute_process(COMMAND git rev-parse --short=12 HEAD WORKING_DIRECTORY ${SOURCE_DIR}
   OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 execute_process(COMMAND git status --porcelain --untracked-files=no WORKING_DIRECTORY ${SOURCE_DIR}
@@ -9,7 +10,7 @@ if(NOT commit)
 elseif(dirty)
   set(commit "${commit}-dirty")
 endif()
-set(content "#pragma once\nnamespace extrap {\ninline constexpr const char* kVersion = \"${VERSION}\";\ninline constexpr const char* kGitCommit = \"${commit}\";\n}  // namespace extrap\n")
+set(content "#pragma once\nnamespace extrap {\ninline constexpr const char* kVersion = \"${VERSION}\";\ninline constexpr const char* kGitCommit = \"${commit}\";\ninline constexpr const char* kSourceDir = R\"extrap_path(${SOURCE_DIR})extrap_path\";\n}  // namespace extrap\n")
 if(EXISTS ${OUTPUT})
   file(READ ${OUTPUT} old)
 endif()

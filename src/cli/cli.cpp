@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "bench/bench.h"
+#include "cli/plot.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "common/process.h"
@@ -245,6 +246,15 @@ int run_cli(int argc, char** argv) {
                          "window (runs default), natural or copy (repeated windows; su default for its repeated "
                          "column: copy), beyond (past train length)");
 
+  PlotOptions plot_options;
+  auto* plot_cmd = app.add_subcommand("plot", "figures (PNG and SVG) from results files and run directories, "
+                                              "drawn by scripts/plot.py with matplotlib");
+  plot_cmd->add_option("inputs", plot_options.inputs, "results files, run directories or metrics.jsonl files")
+      ->required();
+  plot_cmd->add_option("--out", plot_options.out, "directory for the figures")->required();
+  plot_cmd->add_option("--metric", plot_options.metric,
+                       "bpb (default), ppl, nll or acc (the default for Su's treatments figure)");
+
   bool schemes_json = false, schemes_brief = false, schemes_markdown = false;
   auto* schemes_cmd = app.add_subcommand("schemes", "list the registered position schemes and their parameters");
   schemes_cmd->add_flag("--json", schemes_json, "print JSON");
@@ -279,6 +289,7 @@ int run_cli(int argc, char** argv) {
 
   spdlog::set_pattern("[%H:%M:%S] %^%v%$");
   try {
+    if (*plot_cmd) return run_plot(plot_options);  // no LibTorch threads to set up for a Python child
     configure_threads(threads);
     if (*data_cmd) {
       const auto metadata = prepare_dataset(prepare);
