@@ -2,8 +2,8 @@
 # The main job: install, build, fetch and prepare the Brown corpus, train a sweep of position
 # schemes at length 128 and evaluate each at 128, 512, 2048 and 8192 tokens, print the table, then
 # evaluate the RoPE model under Su's inference-time treatments (natural and repeated text) and print
-# that table too. Re-running skips finished work. About 8.5 minutes on a 2-core machine once
-# installed and built (see README).
+# that table too, then the passkey probe of three models and the figures. Re-running skips finished
+# work. About 11 minutes on a 2-core machine once installed and built (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -44,3 +44,8 @@ for s in rope alibi nope; do
 done
 echo
 build/extrap report --layout probe --metric logprob runs/demo/{rope,alibi,nope}/results/passkey.json
+
+# Figures (matplotlib): metric vs length, loss per position, Su's treatments, the passkey grids and
+# the training curves. The README shows three of them (copied to docs/figures/).
+echo
+build/extrap plot "${runs[@]}" --out runs/demo/figures
