@@ -126,6 +126,11 @@ su=$("$extrap" report "$work/treated.json" --su --format csv)
 [ "$(printf '%s\n' "$su" | head -1)" = "treatment,32 natural,32 repeated,64 natural,64 repeated" ] || fail "su header: $su"
 [ "$(printf '%s\n' "$su" | cut -d, -f1 | tail -n +2 | tr '\n' ' ')" = "baseline PI logn† " ] || fail "su rows: $su"
 "$extrap" report "$work/treated.json" --format csv | head -1 | grep -q '^run,scheme,treatment,train,32 nonoverlap,' || fail "report treatment column"
+# Probes under treatments: a grid per treatment.
+"$extrap" eval --run "$work/run" --lengths 300 --protocol passkey --depths 0.5 --trials 1 --treatments "$work/treatments.json" \
+  --out "$work/treated_probe.json" --threads 1 >/dev/null 2>&1 || fail "eval --protocol passkey --treatments"
+[ "$("$extrap" report "$work/treated_probe.json" --layout probe --format csv | cut -d, -f2 | awk '!seen[$0]++' | tr '\n' ' ')" = "treatment baseline PI logn† " ] \
+  || fail "probe grids per treatment"
 # --only picks rows of the treatment files by name, in its order.
 "$extrap" eval --run "$work/run" --lengths 32 --max-tokens 256 --treatments "$work/treatments.json" --only 'logn†,baseline' \
   --out "$work/only.json" --threads 1 >/dev/null 2>&1 || fail "eval --only"
