@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "data/dataset.h"
 #include "eval/protocol.h"
+#include "eval/task_eval.h"
 #include "eval/treatment.h"
 #include "model/gpt.h"
 #include "position/sampling.h"
@@ -79,26 +80,6 @@ void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t beg
   totals.nll.slice(0, begin, end) += (nll.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
   totals.correct.slice(0, begin, end) += (correct.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
   totals.count.slice(0, begin, end) += mask.sum(0);
-}
-
-// Builds the trained model as configured for a window of `context` tokens, weights loaded.
-using ModelFactory = std::function<GPT(int64_t context)>;
-
-// Where the model used for a window's positions changes: [0, ends[0]), [ends[0], ends[1]), ...
-// With dynamic scaling (spec §3.9: s(pos) = max(L_train, pos + 1) / L_train) the extension
-// factor follows the position, recomputed every `dynamic_step` positions: positions
-// [ends[c-1], ends[c]) are scored by a forward over the window's first ends[c] tokens with the
-// model built for ends[c] tokens, as generation that recomputes the frequencies (with a pre-RoPE
-// cache) every `dynamic_step` tokens would score them; the first train_length positions see the
-// untreated model. Without it, one piece covers the window.
-std::vector<int64_t> context_ends(int64_t length, int64_t train_length, int64_t dynamic_step) {
-  std::vector<int64_t> ends;
-  for (int64_t end = std::min(length, train_length); dynamic_step > 0 && end < length;
-       end = length - end > dynamic_step ? end + dynamic_step : length) {
-    ends.push_back(end);
-  }
-  ends.push_back(length);
-  return ends;
 }
 
 nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, int64_t end) {
@@ -189,8 +170,6 @@ nlohmann::json evaluate_length(const ModelFactory& make_model, int64_t max_lengt
     const LengthPlan plan = plan_length(protocol, length);
     row = plan.unsupported.empty() ? score_plan(make_model, plan, context) : unsupported(plan.unsupported);
   }
-  row["protocol"] = protocol.name();
-  row["length"] = length;
   return row;
 }
 
@@ -217,6 +196,26 @@ std::vector<Treatment> selected_treatments(const EvalOptions& options) {
   return treatments;
 }
 
+// Whether the evaluation runs the task protocol: on a task dataset (its default), and only there.
+bool uses_task_protocol(const EvalOptions& options, const Dataset& dataset, const fs::path& dir) {
+  if (dataset.has_task() && !options.protocols.empty()) {
+    throw UserError(dir.string() + ": a synthetic-task dataset (" + dataset.task().at("name").get<std::string>() +
+                    "); --protocol " + protocol_name(options.protocols.front()) +
+                    " scores text windows, evaluate it with --protocol task");
+  }
+  if (!dataset.has_task() && options.task_protocol) {
+    throw UserError("--protocol task needs a synthetic-task dataset (extrap data --task); " + dir.string() +
+                    " is a text corpus");
+  }
+  if (dataset.has_task()) {
+    const auto& p = options.protocol_params;
+    if (p.stride != 0 || p.suffix_targets != 0 || p.suffix_source) {
+      throw UserError("--stride, --suffix-targets and --suffix-source do not apply to --protocol task");
+    }
+  }
+  return dataset.has_task();
+}
+
 }  // namespace
 
 nlohmann::json evaluate(const EvalOptions& options) {
@@ -225,7 +224,6 @@ nlohmann::json evaluate(const EvalOptions& options) {
   const RunConfig config = config_from_json(read_json_file(config_file), config_file.string());
   const auto checkpoint = latest_checkpoint(options.run_dir);
   if (!checkpoint) throw UserError(options.run_dir.string() + ": no checkpoint to evaluate (train it first)");
-  if (options.lengths.empty()) throw UserError("eval: --lengths is empty");
   for (int64_t length : options.lengths) {
     if (length <= 0) throw UserError("eval: --lengths: " + std::to_string(length) + " is not a positive length");
   }
@@ -234,9 +232,19 @@ nlohmann::json evaluate(const EvalOptions& options) {
   const fs::path dataset_dir = options.dataset.empty() ? fs::path(config.data.dataset) : options.dataset;
   const Dataset dataset = Dataset::load(dataset_dir);
   const auto& stream = dataset.split(options.split);
-  const auto protocols = make_protocols(options.protocols, options.protocol_params, options.lengths,
-                                        options.max_tokens, config.data.train_length,
-                                        split_info(dataset, options.split));
+  const bool task = uses_task_protocol(options, dataset, dataset_dir);
+  const std::vector<int64_t> lengths = options.lengths.empty() && !task ? kDefaultLengths : options.lengths;
+  std::vector<Protocol> protocols;
+  std::optional<TaskExamples> task_examples;
+  std::optional<TaskPlan> task_plan;
+  if (task) {
+    task_examples.emplace(dataset, options.split);
+    task_plan = make_task_plan(dataset, *task_examples, options.split, lengths);
+  } else {
+    const auto kinds = options.protocols.empty() ? std::vector<ProtocolKind>{ProtocolKind::kNonoverlap} : options.protocols;
+    protocols = make_protocols(kinds, options.protocol_params, lengths, options.max_tokens, config.data.train_length,
+                               split_info(dataset, options.split));
+  }
   const Runtime runtime(options.device, options.precision.value_or(config.train.precision));
 
   const std::vector<Treatment> treatments = selected_treatments(options);
@@ -258,6 +266,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
   }
   nlohmann::json protocol_list = nlohmann::json::array();
   for (const auto& protocol : protocols) protocol_list.push_back(protocol.to_json());
+  if (task_plan) protocol_list.push_back(task_plan->to_json());
   std::vector<int64_t> dynamic_steps;
   nlohmann::json treatment_list = nlohmann::json::array();
   for (std::size_t t = 0; t < treatments.size(); ++t) {
@@ -279,6 +288,13 @@ nlohmann::json evaluate(const EvalOptions& options) {
       {"threads", torch::get_num_threads()},
       {"complete", false},
       {"results", nlohmann::json::array()}};
+  if (task_plan) {
+    const auto& task_metadata = dataset.task();
+    document["data"]["task"] = {{"name", task_plan->task},
+                                {"params", task_metadata.at("params")},
+                                {"train_lengths", {task_plan->trained.low, task_plan->trained.high}},
+                                {"test_lengths", task_metadata.at("test_lengths")}};
+  }
   for (std::size_t t = 0; t < treatments.size(); ++t) {
     const RunConfig& variant = treated[t];
     const ScoringContext context{stream,       variant.position_sampling, config.data.train_length,
@@ -293,14 +309,24 @@ nlohmann::json evaluate(const EvalOptions& options) {
       return model;
     };
     const int64_t max_length = variant.max_length();
+    const auto record = [&](nlohmann::json row, const std::string& protocol, int64_t length) {
+      row["protocol"] = protocol;
+      row["length"] = length;
+      row["treatment"] = treatments[t].name;
+      spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol, length,
+                   describe_result(row));
+      document["results"].push_back(row);
+      write_json_atomic(partial, document);
+    };
+    if (task_plan) {
+      const TaskScoring scoring{*task_examples, variant.position_sampling, config.data.train_length, options.batch_tokens,
+                                runtime,        dynamic_steps[t],          max_length,              variant.position.scheme};
+      for (const auto& bin : task_plan->bins) record(score_task_bin(make_model, bin, scoring), "task", bin.high);
+    }
     for (const auto& protocol : protocols) {
-      for (int64_t length : options.lengths) {
-        nlohmann::json row = evaluate_length(make_model, max_length, variant.position.scheme, protocol, length, context);
-        row["treatment"] = treatments[t].name;
-        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol.name(), length,
-                     describe_result(row));
-        document["results"].push_back(row);
-        write_json_atomic(partial, document);
+      for (int64_t length : lengths) {
+        record(evaluate_length(make_model, max_length, variant.position.scheme, protocol, length, context),
+               protocol.name(), length);
       }
     }
   }
