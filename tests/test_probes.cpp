@@ -7,7 +7,6 @@
 #include <string>
 
 #include "common/error.h"
-#include "common/stats.h"
 #include "config/config.h"
 #include "eval/probe_scoring.h"
 #include "eval/probes.h"
@@ -341,18 +340,6 @@ TEST_F(ProbeScoring, GreedyDecodingMatchesOneTokenAtATimeArgmax) {
       EXPECT_EQ(continuations[p], std::vector<int64_t>(text.begin() + answer.begin, text.end())) << p;
     }
   }
-}
-
-TEST(ProbeStatistics, WilsonIntervalClosedForm) {
-  const auto none = wilson_interval(0, 10);
-  EXPECT_EQ(none[0], 0.0);
-  EXPECT_NEAR(none[1], 0.27753, 1e-5);  // z^2 / (n + z^2)
-  const auto half = wilson_interval(5, 10);
-  EXPECT_NEAR(half[0], 0.23659, 1e-5);
-  EXPECT_NEAR(half[1], 0.76341, 1e-5);
-  const auto all = wilson_interval(10, 10);
-  EXPECT_NEAR(all[0], 0.72247, 1e-5);
-  EXPECT_NEAR(all[1], 1.0, 1e-12);
 }
 
 }  // namespace

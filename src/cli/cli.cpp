@@ -12,6 +12,7 @@
 #include "common/process.h"
 #include "common/version.h"
 #include "data/dataset.h"
+#include "data/task_dataset.h"
 #include "eval/evaluator.h"
 #include "position/scheme_info.h"
 #include "report/results.h"
@@ -167,13 +168,29 @@ int run_cli(int argc, char** argv) {
   };
 
   PrepareOptions prepare;
-  auto* data_cmd = app.add_subcommand("data", "prepare a corpus: byte tokens split into train/val/test by document");
-  data_cmd->add_option("--corpus", prepare.corpus, "brown, kjv or text")->required();
-  data_cmd->add_option("--input", prepare.input, "raw corpus (see scripts/fetch_corpus.sh)")->required();
+  auto* data_cmd = app.add_subcommand(
+      "data", "prepare a corpus (byte tokens split into train/val/test by document) or generate a synthetic task");
+  auto* corpus_option = data_cmd->add_option("--corpus", prepare.corpus, "brown, kjv or text");
+  auto* input_option = data_cmd->add_option("--input", prepare.input, "raw corpus (see scripts/fetch_corpus.sh)");
   data_cmd->add_option("--out", prepare.output, "prepared dataset directory")->required();
-  data_cmd->add_option("--seed", prepare.seed, "split seed");
-  data_cmd->add_option("--val-fraction", prepare.val_fraction, "fraction of documents for validation");
-  data_cmd->add_option("--test-fraction", prepare.test_fraction, "fraction of documents for test");
+  data_cmd->add_option("--seed", prepare.seed, "split seed (corpora) or generator seed (tasks)");
+  auto* val_fraction_option = data_cmd->add_option("--val-fraction", prepare.val_fraction, "fraction of documents for validation");
+  auto* test_fraction_option = data_cmd->add_option("--test-fraction", prepare.test_fraction, "fraction of documents for test");
+  TaskDatasetOptions task_data;
+  std::string train_lengths = "1:40", test_lengths = "1:160";
+  std::vector<std::string> task_params;
+  int64_t show_examples = 0;
+  auto* task_option = data_cmd->add_option("--task", task_data.task,
+                                           "generate a synthetic task instead: addition, copy, copy_sep, counting, mqar, "
+                                           "passkey or reverse (docs/data.md)");
+  const std::vector<CLI::Option*> task_options = {
+      data_cmd->add_option("--train-lengths", train_lengths, "task: example lengths A:B in tokens of train and val (default 1:40)"),
+      data_cmd->add_option("--test-lengths", test_lengths, "task: example lengths C:D in tokens of test (default 1:160)"),
+      data_cmd->add_option("--train-examples", task_data.train_examples, "task: train examples (default 20000)"),
+      data_cmd->add_option("--val-examples", task_data.val_examples, "task: val examples (default 500)"),
+      data_cmd->add_option("--test-examples", task_data.test_examples, "task: test examples (default 2000)"),
+      data_cmd->add_option("--param", task_params, "task: a task parameter KEY=VALUE, e.g. --param vocab=10")->take_all(),
+      data_cmd->add_option("--show", show_examples, "task: print the first N examples of each split")};
 
   TrainOptions train_options;
   auto* train_cmd = app.add_subcommand("train", "train a model from a JSON config");
@@ -187,16 +204,19 @@ int run_cli(int argc, char** argv) {
   std::string lengths = "512,2048,8192";
   auto* eval_cmd = app.add_subcommand("eval", "evaluate a trained run at several lengths");
   eval_cmd->add_option("--run", eval_options.run_dir, "run directory")->required();
-  eval_cmd->add_option("--lengths", lengths, "comma-separated window lengths");
+  auto* lengths_option = eval_cmd->add_option(
+      "--lengths", lengths, "comma-separated window lengths (default 512,2048,8192; --protocol task: bin upper ends)");
   eval_cmd->add_option("--split", eval_options.split, "train, val or test");
   eval_cmd->add_option("--max-tokens", eval_options.max_tokens, "tokens scored at every length");
   eval_cmd->add_option("--out", eval_options.out, "results file (default RUN/results/eval.json)");
   eval_cmd->add_option("--data", eval_options.dataset, "dataset directory (default: the run's)");
   eval_cmd->add_option("--batch-tokens", eval_options.batch_tokens, "tokens per forward pass")->check(CLI::PositiveNumber);
-  std::string protocols = "nonoverlap";
-  eval_cmd->add_option("--protocol", protocols,
-                       "nonoverlap (default), sliding, suffix or repeated, or a probe: passkey, niah, niah_multikey, "
-                       "niah_multivalue, niah_multiquery or mqar; several separated by commas");
+  std::string protocols;
+  auto* protocol_option = eval_cmd->add_option(
+      "--protocol", protocols,
+      "nonoverlap (default), sliding, suffix or repeated, or a probe: passkey, niah, niah_multikey, niah_multivalue, "
+      "niah_multiquery or mqar; several separated by commas; task (the default on a synthetic-task dataset, alone): "
+      "exact match per length bin");
   auto* stride_option = eval_cmd->add_option("--stride", eval_options.protocol_params.stride,
                                              "sliding: window stride in [1, length] (default length/2)");
   auto* suffix_targets_option = eval_cmd->add_option("--suffix-targets", eval_options.protocol_params.suffix_targets,
@@ -291,7 +311,35 @@ int run_cli(int argc, char** argv) {
   try {
     if (*plot_cmd) return run_plot(plot_options);  // no LibTorch threads to set up for a Python child
     configure_threads(threads);
-    if (*data_cmd) {
+    if (*data_cmd && task_option->count()) {
+      for (const auto* option : {corpus_option, input_option, val_fraction_option, test_fraction_option}) {
+        if (option->count()) throw UserError(option->get_name() + " does not apply to --task datasets");
+      }
+      task_data.train_lengths = parse_length_range(train_lengths, "--train-lengths");
+      task_data.test_lengths = parse_length_range(test_lengths, "--test-lengths");
+      for (const auto& assignment : task_params) {
+        const auto equals = assignment.find('=');
+        if (equals == std::string::npos || equals == 0) throw UserError("--param " + assignment + ": expected KEY=VALUE");
+        task_data.params[assignment.substr(0, equals)] = assignment.substr(equals + 1);
+      }
+      task_data.seed = prepare.seed;
+      task_data.output = prepare.output;
+      const auto metadata = prepare_task_dataset(task_data);
+      for (const char* split : {"train", "val", "test"}) {
+        const auto& lengths = metadata["task"]["example_lengths"][split];
+        spdlog::info("{}: {} examples of {} to {} tokens", split, metadata["splits"][split]["documents"].get<int64_t>(),
+                     lengths[0].get<int64_t>(), lengths[1].get<int64_t>());
+      }
+      spdlog::info("prepared {} task {} (checksum {})", prepare.output.string(), task_data.task,
+                   metadata["checksum"].get<std::string>());
+      if (show_examples > 0) std::cout << show_task_examples(Dataset::load(prepare.output), show_examples);
+    } else if (*data_cmd) {
+      for (const auto* option : task_options) {
+        if (option->count()) throw UserError(option->get_name() + " applies only with --task");
+      }
+      if (!corpus_option->count() || !input_option->count()) {
+        throw UserError("data: give --corpus and --input (a corpus), or --task (a synthetic task)");
+      }
       const auto metadata = prepare_dataset(prepare);
       for (const char* split : {"train", "val", "test"}) {
         spdlog::info("{}: {} documents, {} tokens", split, metadata["splits"][split]["documents"].get<int64_t>(),
@@ -303,8 +351,16 @@ int run_cli(int argc, char** argv) {
       if (!precision.empty()) train_options.overrides.push_back("train.precision=" + std::string(enum_name(kPrecisionNames, parse_enum(kPrecisionNames, precision, "--precision"))));
       train(train_options);
     } else if (*eval_cmd) {
-      eval_options.lengths = parse_lengths(lengths);
-      parse_protocols(protocols, eval_options);
+      if (lengths_option->count()) eval_options.lengths = parse_lengths(lengths);
+      const auto protocol_names = split_commas(protocols);
+      if (protocols == "task") {
+        eval_options.task_protocol = true;
+      } else if (std::find(protocol_names.begin(), protocol_names.end(), "task") != protocol_names.end()) {
+        throw UserError("--protocol " + protocols + ": task is evaluated alone (it scores a task dataset's examples, "
+                        "the others score text)");
+      } else if (protocol_option->count()) {
+        parse_protocols(protocols, eval_options);
+      }
       for (const auto* option : probe_options) {
         if (option->count() && eval_options.probes.empty()) {
           throw UserError(option->get_name() + " applies only to the probes (" + kProbeNames + ")");
@@ -329,7 +385,7 @@ int run_cli(int argc, char** argv) {
       eval_options.device = device;
       if (!precision.empty()) eval_options.precision = parse_enum(kPrecisionNames, precision, "--precision");
       const auto document = evaluate(eval_options);
-      std::cout << "\n" << render_report({document}, "ppl", TableFormat::Terminal);
+      std::cout << "\n" << render_report({document}, ReportOptions{});
       if (!eval_options.probes.empty()) {
         std::cout << "\n" << render_report({document}, {"", TableFormat::Terminal, "", ReportLayout::Probe});
       }

@@ -19,6 +19,9 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kFormat = "extrap.dataset/1";
+// Adds per-token loss masks (task datasets). Text corpora are still written as /1, which every
+// reader reads; a /1 reader refuses /2 rather than train on the prompts of a task.
+constexpr const char* kMaskedFormat = "extrap.dataset/2";
 const std::vector<std::string> kSplitNames = {"train", "val", "test"};
 
 std::string corrupted(const fs::path& path, const std::string& problem) {
@@ -103,9 +106,13 @@ std::vector<uint16_t> from_little_endian(const std::string& bytes) {
   return tokens;
 }
 
-std::string combined_checksum(const json& splits) {
+// Over the split checksums, then (format /2) the mask checksums, each in the order train, val, test.
+std::string combined_checksum(const json& splits, bool masked) {
   std::string joined;
   for (const auto& name : kSplitNames) joined += splits.at(name).at("checksum").get<std::string>();
+  for (const auto& name : kSplitNames) {
+    if (masked) joined += splits.at(name).at("mask_checksum").get<std::string>();
+  }
   return fnv1a64_hex(joined.data(), joined.size());
 }
 
@@ -114,11 +121,6 @@ std::string tsv_field(std::string text) {
   std::replace_if(text.begin(), text.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
   return text;
 }
-
-struct SplitStream {
-  std::vector<uint16_t> tokens;
-  std::vector<DocumentEntry> documents;
-};
 
 SplitStream build_stream(const std::string& split, const std::vector<std::size_t>& indices,
                          const std::vector<RawDocument>& docs) {
@@ -134,8 +136,8 @@ SplitStream build_stream(const std::string& split, const std::vector<std::size_t
 }
 
 // Writes every file of a prepared dataset into dir; returns the metadata.
-json write_dataset_files(const fs::path& dir, const PrepareOptions& options,
-                         const std::map<std::string, SplitStream>& streams) {
+json write_dataset_files(const fs::path& dir, json description, const std::map<std::string, SplitStream>& streams) {
+  const bool masked = !streams.at("train").mask.empty();
   json splits = json::object();
   std::string documents_tsv = "split\toffset\ttokens\tname\n";
   for (const auto& name : kSplitNames) {
@@ -145,24 +147,23 @@ json write_dataset_files(const fs::path& dir, const PrepareOptions& options,
     splits[name] = {{"documents", stream.documents.size()},
                     {"tokens", stream.tokens.size()},
                     {"checksum", fnv1a64_hex(bytes.data(), bytes.size())}};
+    if (masked) {
+      const std::string mask(stream.mask.begin(), stream.mask.end());
+      write_file_atomic(dir / (name + ".mask"), mask);
+      splits[name]["mask_checksum"] = fnv1a64_hex(mask.data(), mask.size());
+    }
     for (const auto& doc : stream.documents) {
       documents_tsv += doc.split + "\t" + std::to_string(doc.offset) + "\t" + std::to_string(doc.tokens) + "\t" +
                        tsv_field(doc.name) + "\n";
     }
   }
   write_file_atomic(dir / "documents.tsv", documents_tsv);
-  json metadata = {
-      {"format", kFormat},
-      {"tokenizer", {{"type", "byte"}, {"vocab_size", kByteVocabulary}, {"end_of_text", kEndOfText}}},
-      {"corpus", options.corpus},
-      {"source", options.input.string()},
-      {"seed", options.seed},
-      {"val_fraction", options.val_fraction},
-      {"test_fraction", options.test_fraction},
-      {"splits", splits},
-      {"checksum", combined_checksum(splits)},
-      {"created", utc_timestamp()},
-  };
+  json& metadata = description;
+  metadata["format"] = masked ? kMaskedFormat : kFormat;
+  metadata["tokenizer"] = {{"type", "byte"}, {"vocab_size", kByteVocabulary}, {"end_of_text", kEndOfText}};
+  metadata["splits"] = splits;
+  metadata["checksum"] = combined_checksum(splits, masked);
+  metadata["created"] = utc_timestamp();
   write_json_atomic(dir / "metadata.json", metadata);
   return metadata;
 }
@@ -186,9 +187,12 @@ std::string json_error_text(const json::exception& e) {
   return pos == std::string::npos ? what : what.substr(pos + 2);
 }
 
+bool is_masked(const json& metadata) { return metadata.at("format") == kMaskedFormat; }
+
 void validate_metadata(const fs::path& path, const json& metadata) {
-  if (!metadata.is_object() || !metadata.contains("format") || metadata["format"] != kFormat) {
-    throw UserError(path.string() + ": not an " + kFormat + " dataset; re-run `extrap data`");
+  if (!metadata.is_object() || !metadata.contains("format") ||
+      (metadata["format"] != kFormat && metadata["format"] != kMaskedFormat)) {
+    throw UserError(path.string() + ": not an " + kFormat + " or " + kMaskedFormat + " dataset; re-run `extrap data`");
   }
   try {
     const json& tokenizer = metadata.at("tokenizer");
@@ -202,8 +206,12 @@ void validate_metadata(const fs::path& path, const json& metadata) {
         throw UserError(path.string() + ": negative count in split " + name);
       }
       split.at("checksum").get<std::string>();
+      if (is_masked(metadata)) split.at("mask_checksum").get<std::string>();
     }
     metadata.at("checksum").get<std::string>();
+    if (is_masked(metadata) && !metadata.at("task").is_object()) {
+      throw UserError(path.string() + ": malformed metadata: task is not an object");
+    }
   } catch (const json::exception& e) {
     throw UserError(path.string() + ": malformed metadata: " + json_error_text(e));
   }
@@ -236,6 +244,25 @@ std::vector<uint16_t> read_split_stream(const fs::path& path, const json& split_
     throw UserError(corrupted(path, "token outside the byte vocabulary"));
   }
   return tokens;
+}
+
+// A loss mask: one byte 0 or 1 per token of its stream, never 1 on an end-of-text token.
+std::vector<uint8_t> read_split_mask(const fs::path& path, const std::string& expected_checksum,
+                                     const std::vector<uint16_t>& tokens) {
+  require_dataset_file(path);
+  const std::string bytes = read_text_file(path);
+  if (bytes.size() != tokens.size()) {
+    throw UserError(corrupted(path, "holds " + std::to_string(bytes.size()) + " bytes for " +
+                                        std::to_string(tokens.size()) + " tokens"));
+  }
+  verify_checksum(path, expected_checksum, fnv1a64_hex(bytes.data(), bytes.size()));
+  std::vector<uint8_t> mask(bytes.begin(), bytes.end());
+  for (std::size_t i = 0; i < mask.size(); ++i) {
+    if (mask[i] > 1 || (mask[i] == 1 && tokens[i] == kEndOfText)) {
+      throw UserError(corrupted(path, "byte " + std::to_string(i) + " is not a loss mask value for its token"));
+    }
+  }
+  return mask;
 }
 
 bool parse_int64(const std::string& text, int64_t& value) {
@@ -303,16 +330,26 @@ json prepare_dataset(const PrepareOptions& options) {
   const auto assignment = assign_splits(docs.size(), options);
   std::map<std::string, SplitStream> streams;
   for (const auto& [name, indices] : assignment) streams[name] = build_stream(name, indices, docs);
+  return write_prepared_dataset(options.output,
+                                {{"corpus", options.corpus},
+                                 {"source", options.input.string()},
+                                 {"seed", options.seed},
+                                 {"val_fraction", options.val_fraction},
+                                 {"test_fraction", options.test_fraction}},
+                                streams);
+}
 
+json write_prepared_dataset(const fs::path& given_output, json description,
+                            const std::map<std::string, SplitStream>& streams) {
   // A trailing slash would put the temporary directory inside the output.
-  const fs::path output = options.output.has_filename() ? options.output : options.output.parent_path();
+  const fs::path output = given_output.has_filename() ? given_output : given_output.parent_path();
   fs::path temporary = output;
   temporary += ".tmp-" + std::to_string(::getpid());
   if (!output.parent_path().empty()) fs::create_directories(output.parent_path());
   fs::remove_all(temporary);
   fs::create_directory(temporary);
   try {
-    const json metadata = write_dataset_files(temporary, options, streams);
+    const json metadata = write_dataset_files(temporary, std::move(description), streams);
     remove_previous_output(output);
     rename_durable(temporary, output);
     return metadata;
@@ -334,10 +371,30 @@ Dataset Dataset::load(const fs::path& dir) {
   dataset.metadata_ = read_json_file(metadata_path);
   validate_metadata(metadata_path, dataset.metadata_);
   const json& splits = dataset.metadata_.at("splits");
-  verify_checksum(metadata_path, dataset.metadata_.at("checksum").get<std::string>(), combined_checksum(splits));
-  for (const auto& name : kSplitNames) dataset.splits_[name] = read_split_stream(dir / (name + ".bin"), splits.at(name));
+  const bool masked = is_masked(dataset.metadata_);
+  verify_checksum(metadata_path, dataset.metadata_.at("checksum").get<std::string>(), combined_checksum(splits, masked));
+  for (const auto& name : kSplitNames) {
+    dataset.splits_[name] = read_split_stream(dir / (name + ".bin"), splits.at(name));
+    if (masked) {
+      dataset.masks_[name] = read_split_mask(dir / (name + ".mask"), splits.at(name).at("mask_checksum").get<std::string>(),
+                                             dataset.splits_[name]);
+    }
+  }
   dataset.documents_ = read_documents(dir / "documents.tsv", dataset.splits_, dataset.metadata_);
   return dataset;
+}
+
+std::vector<DocumentEntry> Dataset::documents(const std::string& split) const {
+  std::vector<DocumentEntry> selected;
+  std::copy_if(documents_.begin(), documents_.end(), std::back_inserter(selected),
+               [&](const DocumentEntry& d) { return d.split == split; });
+  return selected;
+}
+
+const std::vector<uint8_t>& Dataset::mask(const std::string& name) const {
+  static const std::vector<uint8_t> none;
+  const auto it = masks_.find(name);
+  return it == masks_.end() ? none : it->second;
 }
 
 const std::vector<uint16_t>& Dataset::split(const std::string& name) const {

@@ -6,6 +6,8 @@
 //   documents.tsv   one line per document: split, offset (in its split stream), tokens, name
 //   train.bin val.bin test.bin   uint16 little-endian token streams; every document is followed
 //                                by the end-of-text token 256
+//   train.mask val.mask test.mask  synthetic-task datasets only (format /2, data/task_dataset.h):
+//                                one byte per token, 1 where the token is an answer the loss predicts
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -44,6 +46,21 @@ struct DocumentEntry {
   std::string name;
 };
 
+// One split as written: its token stream, its documents and, for task datasets, its loss mask
+// (one byte per token; empty for text corpora).
+struct SplitStream {
+  std::vector<uint16_t> tokens;
+  std::vector<DocumentEntry> documents;
+  std::vector<uint8_t> mask;
+};
+
+// Writes a prepared dataset atomically: built under OUTPUT.tmp-<pid>, then renamed to OUTPUT, which
+// may only be an empty directory or an earlier dataset. `description` holds the source's metadata
+// fields (corpus, seed, ... or the task); format, tokenizer, splits, checksums and the time are
+// added. Streams with masks make an "extrap.dataset/2" directory. Returns the metadata written.
+nlohmann::json write_prepared_dataset(const fs::path& output, nlohmann::json description,
+                                      const std::map<std::string, SplitStream>& streams);
+
 class Dataset {
  public:
   // Verifies the layout and the checksums; throws UserError naming the file on any problem.
@@ -51,6 +68,13 @@ class Dataset {
 
   const std::vector<uint16_t>& split(const std::string& name) const;  // train | val | test
   const std::vector<DocumentEntry>& documents() const { return documents_; }
+  // The documents of one split, in stream order (for a task dataset: its examples).
+  std::vector<DocumentEntry> documents(const std::string& split) const;
+  // A synthetic-task dataset has metadata "task" and a loss mask per split.
+  bool has_task() const { return metadata_.contains("task"); }
+  const nlohmann::json& task() const { return metadata_.at("task"); }
+  // One byte per token of the split (1: an answer token); empty without a task.
+  const std::vector<uint8_t>& mask(const std::string& name) const;
   const nlohmann::json& metadata() const { return metadata_; }
   const fs::path& dir() const { return dir_; }
   // Identity recorded in runs and results: the combined checksum of all split streams.
@@ -60,6 +84,7 @@ class Dataset {
   fs::path dir_;
   nlohmann::json metadata_;
   std::map<std::string, std::vector<uint16_t>> splits_;
+  std::map<std::string, std::vector<uint8_t>> masks_;
   std::vector<DocumentEntry> documents_;
 };
 

@@ -14,6 +14,7 @@
 #include "eval/probe_scoring.h"
 #include "eval/protocol.h"
 #include "eval/scoring.h"
+#include "eval/task_eval.h"
 #include "eval/treatment.h"
 #include "model/gpt.h"
 #include "position/sampling.h"
@@ -183,8 +184,6 @@ nlohmann::json evaluate_length(const ModelFactory& make_model, const std::string
   } else {
     row = evaluation.score(make_model, length, context);
   }
-  row["protocol"] = evaluation.name;
-  row["length"] = length;
   return row;
 }
 
@@ -211,17 +210,28 @@ std::vector<Treatment> selected_treatments(const EvalOptions& options) {
   return treatments;
 }
 
-}  // namespace
-
-std::vector<int64_t> context_ends(int64_t length, int64_t train_length, int64_t dynamic_step) {
-  std::vector<int64_t> ends;
-  for (int64_t end = std::min(length, train_length); dynamic_step > 0 && end < length;
-       end = length - end > dynamic_step ? end + dynamic_step : length) {
-    ends.push_back(end);
+// Whether the evaluation runs the task protocol: on a task dataset (its default), and only there.
+bool uses_task_protocol(const EvalOptions& options, const Dataset& dataset, const fs::path& dir) {
+  if (dataset.has_task() && (!options.protocols.empty() || !options.probes.empty())) {
+    const std::string name =
+        options.protocols.empty() ? probe_name(options.probes.front()) : protocol_name(options.protocols.front());
+    throw UserError(dir.string() + ": a synthetic-task dataset (" + dataset.task().at("name").get<std::string>() +
+                    "); --protocol " + name + " scores text, evaluate it with --protocol task");
   }
-  ends.push_back(length);
-  return ends;
+  if (!dataset.has_task() && options.task_protocol) {
+    throw UserError("--protocol task needs a synthetic-task dataset (extrap data --task); " + dir.string() +
+                    " is a text corpus");
+  }
+  if (dataset.has_task()) {
+    const auto& p = options.protocol_params;
+    if (p.stride != 0 || p.suffix_targets != 0 || p.suffix_source) {
+      throw UserError("--stride, --suffix-targets and --suffix-source do not apply to --protocol task");
+    }
+  }
+  return dataset.has_task();
 }
+
+}  // namespace
 
 nlohmann::json evaluate(const EvalOptions& options) {
   const fs::path config_file = options.run_dir / "config.json";
@@ -229,7 +239,6 @@ nlohmann::json evaluate(const EvalOptions& options) {
   const RunConfig config = config_from_json(read_json_file(config_file), config_file.string());
   const auto checkpoint = latest_checkpoint(options.run_dir);
   if (!checkpoint) throw UserError(options.run_dir.string() + ": no checkpoint to evaluate (train it first)");
-  if (options.lengths.empty()) throw UserError("eval: --lengths is empty");
   for (int64_t length : options.lengths) {
     if (length <= 0) throw UserError("eval: --lengths: " + std::to_string(length) + " is not a positive length");
   }
@@ -238,11 +247,21 @@ nlohmann::json evaluate(const EvalOptions& options) {
   const fs::path dataset_dir = options.dataset.empty() ? fs::path(config.data.dataset) : options.dataset;
   const Dataset dataset = Dataset::load(dataset_dir);
   const auto& stream = dataset.split(options.split);
-  const auto protocols = make_protocols(options.protocols, options.protocol_params, options.lengths,
-                                        options.max_tokens, config.data.train_length,
-                                        split_info(dataset, options.split));
-  check_probe_params(options.probes, options.probe_params, options.lengths);
-  if (protocols.empty() && options.probes.empty()) throw UserError("eval: --protocol names nothing to evaluate");
+  const bool task = uses_task_protocol(options, dataset, dataset_dir);
+  const std::vector<int64_t> lengths = options.lengths.empty() && !task ? kDefaultLengths : options.lengths;
+  std::vector<Protocol> protocols;
+  std::optional<TaskExamples> task_examples;
+  std::optional<TaskPlan> task_plan;
+  if (task) {
+    task_examples.emplace(dataset, options.split);
+    task_plan = make_task_plan(dataset, *task_examples, options.split, lengths);
+  } else {
+    const bool defaults = options.protocols.empty() && options.probes.empty();
+    const auto kinds = defaults ? std::vector<ProtocolKind>{ProtocolKind::kNonoverlap} : options.protocols;
+    protocols = make_protocols(kinds, options.protocol_params, lengths, options.max_tokens, config.data.train_length,
+                               split_info(dataset, options.split));
+    check_probe_params(options.probes, options.probe_params, lengths);
+  }
   const Runtime runtime(options.device, options.precision.value_or(config.train.precision));
 
   const std::vector<Treatment> treatments = selected_treatments(options);
@@ -265,6 +284,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
   nlohmann::json protocol_list = nlohmann::json::array();
   for (const auto& protocol : protocols) protocol_list.push_back(protocol.to_json());
   for (ProbeKind kind : options.probes) protocol_list.push_back(probe_json(kind, options.probe_params));
+  if (task_plan) protocol_list.push_back(task_plan->to_json());
   const std::vector<Evaluation> to_evaluate = evaluations(protocols, options);
   std::vector<int64_t> dynamic_steps;
   nlohmann::json treatment_list = nlohmann::json::array();
@@ -287,6 +307,13 @@ nlohmann::json evaluate(const EvalOptions& options) {
       {"threads", torch::get_num_threads()},
       {"complete", false},
       {"results", nlohmann::json::array()}};
+  if (task_plan) {
+    const auto& task_metadata = dataset.task();
+    document["data"]["task"] = {{"name", task_plan->task},
+                                {"params", task_metadata.at("params")},
+                                {"train_lengths", {task_plan->trained.low, task_plan->trained.high}},
+                                {"test_lengths", task_metadata.at("test_lengths")}};
+  }
   for (std::size_t t = 0; t < treatments.size(); ++t) {
     const RunConfig& variant = treated[t];
     const ScoringContext context{stream,  variant.position_sampling, config.data.train_length, options.batch_tokens,
@@ -300,14 +327,22 @@ nlohmann::json evaluate(const EvalOptions& options) {
       model->set_attention_block(kEvalAttentionBlock);
       return model;
     };
+    const auto record = [&](nlohmann::json row, const std::string& protocol, int64_t length) {
+      row["protocol"] = protocol;
+      row["length"] = length;
+      row["treatment"] = treatments[t].name;
+      spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol, length,
+                   describe_result(row));
+      document["results"].push_back(row);
+      write_json_atomic(partial, document);
+    };
+    if (task_plan) {
+      const TaskScoring scoring{*task_examples, context, variant.position.scheme};
+      for (const auto& bin : task_plan->bins) record(score_task_bin(make_model, bin, scoring), "task", bin.high);
+    }
     for (const auto& evaluation : to_evaluate) {
-      for (int64_t length : options.lengths) {
-        nlohmann::json row = evaluate_length(make_model, variant.position.scheme, evaluation, length, context);
-        row["treatment"] = treatments[t].name;
-        spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, evaluation.name, length,
-                     describe_result(row));
-        document["results"].push_back(row);
-        write_json_atomic(partial, document);
+      for (int64_t length : lengths) {
+        record(evaluate_length(make_model, variant.position.scheme, evaluation, length, context), evaluation.name, length);
       }
     }
   }

@@ -12,12 +12,16 @@
 
 namespace extrap {
 
+inline const std::vector<int64_t> kDefaultLengths{512, 2048, 8192};
+
 struct EvalOptions {
   std::filesystem::path run_dir;
-  std::vector<int64_t> lengths;
+  std::vector<int64_t> lengths;    // empty: kDefaultLengths (task protocol: its default bins)
   std::string split = "test";
   int64_t max_tokens = 65536;      // targets scored per length (see each protocol in docs/results.md)
-  std::vector<ProtocolKind> protocols{ProtocolKind::kNonoverlap};  // each evaluated at every length
+  // Each evaluated at every length; empty: nonoverlap, or the task protocol on a task dataset.
+  std::vector<ProtocolKind> protocols;
+  bool task_protocol = false;      // --protocol task: a task dataset's examples per length bin (eval/task_eval.h)
   ProtocolParams protocol_params;  // --stride, --suffix-targets, --suffix-source
   std::vector<ProbeKind> probes;   // retrieval probes, each at every length, after the protocols
   ProbeParams probe_params;        // --depths, --trials, --probe-seed, --haystack, --key-digits, --needles

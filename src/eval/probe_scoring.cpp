@@ -5,6 +5,7 @@
 
 #include "common/process.h"
 #include "common/stats.h"
+#include "eval/treatment.h"
 
 namespace extrap {
 namespace {
@@ -104,7 +105,7 @@ std::vector<bool> greedy_found(const std::vector<const ProbeSequence*>& prompts,
 nlohmann::json greedy_summary(const std::vector<bool>& found) {
   const int64_t hits = std::count(found.begin(), found.end(), true), trials = int64_t(found.size());
   const auto ci = wilson_interval(hits, trials);
-  return {{"trials", trials}, {"found", double(hits) / double(trials)}, {"found_ci", {ci[0], ci[1]}}};
+  return {{"trials", trials}, {"found", double(hits) / double(trials)}, {"found_ci", {ci.first, ci.second}}};
 }
 
 // {trials, exact_match, exact_match_ci, token_accuracy, answer_logprob, answers, answer_exact_match,
@@ -129,7 +130,7 @@ nlohmann::json summarize(const std::vector<const SequenceScores*>& sequences) {
   const auto ci = wilson_interval(exact, trials);
   return {{"trials", trials},
           {"exact_match", double(exact) / double(trials)},
-          {"exact_match_ci", {ci[0], ci[1]}},
+          {"exact_match_ci", {ci.first, ci.second}},
           {"token_accuracy", double(correct) / double(tokens)},
           {"answer_logprob", logprob / double(trials)},
           {"answers", answers},

@@ -273,4 +273,14 @@ int64_t dynamic_step(const Treatment& treatment, const RunConfig& variant) {
   throw UserError(key + ": expected true, false or a step of at least 1 position, got " + value.dump());
 }
 
+std::vector<int64_t> context_ends(int64_t length, int64_t train_length, int64_t dynamic_step) {
+  std::vector<int64_t> ends;
+  for (int64_t end = std::min(length, train_length); dynamic_step > 0 && end < length;
+       end = length - end > dynamic_step ? end + dynamic_step : length) {
+    ends.push_back(end);
+  }
+  ends.push_back(length);
+  return ends;
+}
+
 }  // namespace extrap

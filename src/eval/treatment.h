@@ -48,9 +48,18 @@ RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment);
 
 // Dynamic scaling (spec §3.9): 0 when the extension factor is fixed for a whole window; otherwise
 // the evaluator rebuilds the model every this many positions so that s follows the position
-// (see context_ends in evaluator.cpp). "dynamic": true means every train_length positions, an
+// (see context_ends). "dynamic": true means every train_length positions, an
 // integer sets the step, false turns it off; without the key it is on when a layer of `variant`
 // (the config with the treatment applied) uses scaling dynamic_ntk.
 int64_t dynamic_step(const Treatment& treatment, const RunConfig& variant);
+
+// Where the model used for a window's positions changes: [0, ends[0]), [ends[0], ends[1]), ...
+// With dynamic scaling (spec §3.9: s(pos) = max(L_train, pos + 1) / L_train) the extension
+// factor follows the position, recomputed every `dynamic_step` positions: positions
+// [ends[c-1], ends[c]) are scored by a forward over the window's first ends[c] tokens with the
+// model built for ends[c] tokens, as generation that recomputes the frequencies (with a pre-RoPE
+// cache) every `dynamic_step` tokens would score them; the first train_length positions see the
+// untreated model. Without it, one piece covers the window.
+std::vector<int64_t> context_ends(int64_t length, int64_t train_length, int64_t dynamic_step);
 
 }  // namespace extrap

@@ -165,6 +165,17 @@ void validate_results(const json& document, const std::string& source) {
       validate_probe_row(entry, require);
       continue;
     }
+    if (entry["protocol"] == "task") {  // exact match per length bin (docs/results.md, "Task rows")
+      for (const char* key : {"exact_match", "nll", "accuracy", "seconds"}) require(entry, key, T::number_float, "results[].");
+      for (const char* key : {"examples", "tokens"}) require(entry, key, T::number_integer, "results[].");
+      for (const char* key : {"bin", "exact_match_ci"}) {
+        require(entry, key, T::array, "results[].");
+        if (entry[key].size() != 2 || !entry[key][0].is_number() || !entry[key][1].is_number()) {
+          throw UserError(source + ": field results[]." + key + " is not a pair of numbers");
+        }
+      }
+      continue;
+    }
     for (const char* key : {"nll", "ppl", "bits_per_byte", "accuracy", "seconds", "tokens_per_s"}) {
       require(entry, key, T::number_float, "results[].");
     }

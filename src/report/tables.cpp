@@ -1,6 +1,7 @@
 #include "report/tables.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -37,10 +38,25 @@ const json* row_part(const json& entry, const std::string& part) {
   return &entry.at(key);
 }
 
+bool is_task_row(const json& entry) { return entry.at("protocol") == "task"; }
+
+// A task row's cell: exact match or its per-answer-token metrics.
+std::string task_cell(const json& entry, const std::string& metric, const std::string& part) {
+  if (part != "window" || metric == "beyond_ppl") return "-";
+  const double nll = entry.at("nll").get<double>();
+  if (metric == "em") return fixed(100.0 * entry.at("exact_match").get<double>(), 2) + "%";
+  if (metric == "acc") return fixed(100.0 * entry.at("accuracy").get<double>(), 2) + "%";
+  if (metric == "ppl") return fixed(std::exp(nll), 2);
+  if (metric == "bpb") return fixed(nll / std::log(2.0), 3);
+  return fixed(nll, 4);
+}
+
 std::string cell(const json* entry, const std::string& metric, const std::string& part) {
   if (!entry) return "";
   if (entry->at("status") != "ok") return "n/a";
-  if (entry->contains("exact_match")) return fixed(100.0 * entry->at("exact_match").get<double>(), 1) + "%";
+  if (is_task_row(*entry)) return task_cell(*entry, metric, part);
+  if (entry->contains("control")) return fixed(100.0 * entry->at("exact_match").get<double>(), 1) + "%";  // a probe row
+  if (metric == "em") return "-";
   const bool beyond = metric == "beyond_ppl";
   const json* source = row_part(*entry, beyond ? "beyond" : part);
   if (!source) return "-";
@@ -62,7 +78,14 @@ struct Line {
     const json& config = document->at("run").at("config");
     if (column == "run") return run;
     if (column == "scheme") return config.at("position").at("scheme").get<std::string>();
-    if (column == "train") return std::to_string(config.at("data").at("train_length").get<int64_t>());
+    if (column == "train") {  // a task run: the example lengths it trained on
+      const json& data = document->at("data");
+      if (data.contains("task")) {
+        const json& seen = data.at("task").at("train_lengths");
+        return std::to_string(seen.at(0).get<int64_t>()) + "-" + std::to_string(seen.at(1).get<int64_t>());
+      }
+      return std::to_string(config.at("data").at("train_length").get<int64_t>());
+    }
     return treatment;
   }
 };
@@ -119,8 +142,12 @@ std::string legend(const json& first, const ReportOptions& options) {
   const bool part = options.part != "window" && options.metric != "beyond_ppl";
   const bool probes = std::any_of(first.at("protocols").begin(), first.at("protocols").end(),
                                   [](const json& protocol) { return is_probe_protocol(protocol); });
-  return options.metric + (part ? " (" + options.part + " part)" : "") + split +
-         (probes ? "; probe columns: exact match of the answers (--layout probe: per depth)" : "");
+  const std::string probe_note = probes ? "; probe columns: exact match of the answers (--layout probe: per depth)" : "";
+  if (options.metric == "em") {
+    return "em: exact match of whole answers" + split + "; task columns are length bins named by their upper end" +
+           probe_note;
+  }
+  return options.metric + (part ? " (" + options.part + " part)" : "") + split + probe_note;
 }
 
 // Inputs that are incomplete, or not comparable with the first (other tokens or protocol parameters).
@@ -164,6 +191,15 @@ std::string describe_result(const json& entry) {
         << " prompts in " << fixed(entry["seconds"], 1) << " s";
     return out.str();
   }
+  if (entry.value("protocol", "") == "task") {
+    const auto& ci = entry.at("exact_match_ci");
+    out << "bin " << entry["bin"][0] << ".." << entry["bin"][1] << " | exact match "
+        << fixed(100.0 * entry["exact_match"].get<double>(), 2) << "% [" << fixed(100.0 * ci[0].get<double>(), 1) << ", "
+        << fixed(100.0 * ci[1].get<double>(), 1) << "] | answer acc " << fixed(100.0 * entry["accuracy"].get<double>(), 2)
+        << "% | answer nll " << fixed(entry["nll"], 4) << " | " << entry["examples"].get<int64_t>() << " examples in "
+        << fixed(entry["seconds"], 1) << " s";
+    return out.str();
+  }
   out << "ppl " << fixed(entry["ppl"], 3) << " | bpb " << fixed(entry["bits_per_byte"], 4) << " | acc "
       << fixed(100.0 * entry["accuracy"].get<double>(), 2) << "%";
   for (const char* part : {"natural", "copy"}) {
@@ -193,6 +229,10 @@ std::string describe_protocol(const json& protocol) {
     text += "the same last " + number("suffix_targets") + " targets of " + number("samples") + " " +
             (protocol.value("source", "") == "stream" ? "stream chunks" : "documents") + " (" +
             number("tokens_scored") + " targets) at every length";
+  } else if (name == "task") {
+    text += protocol.value("task", "?") + " examples of " + protocol.at("lengths").dump() + " tokens in bins " +
+            protocol.at("bins").dump() + " (" + number("examples") + " examples); trained on lengths " +
+            protocol.at("train_lengths").dump();
   } else if (name == "repeated") {
     text += "a natural segment of ceil(L/2) tokens and its copy, at least " + number("max_tokens") +
             " targets at length L";
@@ -225,12 +265,20 @@ std::string render_report(const std::vector<json>& documents, const ReportOption
   }
   const bool su = given.layout == ReportLayout::Su;
   ReportOptions options = given;
-  if (options.metric.empty()) options.metric = su ? "acc" : "ppl";
+  const auto only_tasks = [&] {
+    for (const auto& document : documents) {
+      for (const auto& protocol : document.at("protocols")) {
+        if (protocol.at("name") != "task") return false;
+      }
+    }
+    return true;
+  };
+  if (options.metric.empty()) options.metric = su ? "acc" : only_tasks() ? "em" : "ppl";
   if (options.part.empty()) options.part = su ? "copy" : "window";
-  static const std::set<std::string> metrics{"ppl", "bpb", "nll", "acc", "beyond_ppl"};
+  static const std::set<std::string> metrics{"ppl", "bpb", "nll", "acc", "beyond_ppl", "em"};
   static const std::set<std::string> parts{"window", "natural", "copy", "beyond"};
   if (!metrics.count(options.metric)) {
-    throw UserError("--metric " + options.metric + ": expected ppl, bpb, nll, acc or beyond_ppl");
+    throw UserError("--metric " + options.metric + ": expected ppl, bpb, nll, acc, beyond_ppl or em");
   }
   if (!parts.count(options.part)) throw UserError("--part " + options.part + ": expected window, natural, copy or beyond");
   const std::vector<Column> columns = report_columns(documents, options);

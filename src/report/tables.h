@@ -25,8 +25,9 @@ enum class ReportLayout { Runs, Su, Probe };
 ReportLayout parse_report_layout(const std::string& name);
 
 struct ReportOptions {
-  // ppl, bpb, nll, acc, or beyond_ppl (perplexity on positions past the training length only);
-  // empty: the layout's default, ppl (runs) or acc (su).
+  // ppl, bpb, nll, acc, beyond_ppl (perplexity on positions past the training length only) or em
+  // (exact match of task rows); empty: the layout's default, ppl (runs; em when every input is a
+  // task evaluation) or acc (su). Task rows show em, or their answer tokens' acc, nll, ppl, bpb.
   std::string metric;
   TableFormat format = TableFormat::Terminal;
   // The part of a row a cell covers: window (every scored target), natural or copy (the two

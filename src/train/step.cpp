@@ -6,14 +6,20 @@
 namespace extrap {
 
 StepResult train_step(GPT& model, AdamW& optimizer, const torch::Tensor& windows, const Positions& positions,
-                      double lr, double grad_clip, const Runtime& runtime) {
+                      double lr, double grad_clip, const Runtime& runtime, const torch::Tensor& target_weights) {
   const int64_t length = windows.size(1) - 1;
   torch::Tensor loss;
   {
     const auto precision = runtime.precision_scope();
-    const auto logits = model->forward(windows.slice(1, 0, length), positions);  // float32
-    loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
-                                     windows.slice(1, 1, length + 1).reshape({-1}));
+    const auto output = model->forward(windows.slice(1, 0, length), positions);  // float32
+    const auto logits = output.reshape({-1, output.size(-1)});
+    const auto targets = windows.slice(1, 1, length + 1).reshape({-1});
+    if (!target_weights.defined()) {
+      loss = torch::cross_entropy_loss(logits, targets);
+    } else {
+      const auto weights = target_weights.reshape({-1});
+      loss = (torch::cross_entropy_loss(logits, targets, {}, at::Reduction::None) * weights).sum() / weights.sum();
+    }
   }
   StepResult result;
   result.loss = loss.item<double>();

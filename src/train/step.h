@@ -21,8 +21,10 @@ struct StepResult {
 };
 
 // windows: [B, T+1] token ids; inputs are [:, :-1], targets [:, 1:]. grad_clip <= 0 measures the
-// norm without clipping. The forward runs at the runtime's precision.
+// norm without clipping. The forward runs at the runtime's precision. target_weights: undefined
+// for the mean cross-entropy over every target, or [B, T] float32 weights (a task's answer mask):
+// the loss is then sum(w * ce) / sum(w), so a target of weight 0 changes neither loss nor gradients.
 StepResult train_step(GPT& model, AdamW& optimizer, const torch::Tensor& windows, const Positions& positions,
-                      double lr, double grad_clip, const Runtime& runtime);
+                      double lr, double grad_clip, const Runtime& runtime, const torch::Tensor& target_weights = {});
 
 }  // namespace extrap

@@ -21,6 +21,7 @@
 #include "train/interrupt.h"
 #include "train/schedule.h"
 #include "train/step.h"
+#include "train/task_batches.h"
 
 namespace extrap {
 namespace {
@@ -97,6 +98,24 @@ double validation_loss(GPT& model, const std::vector<uint16_t>& stream, const Po
   }
   model->train();
   return total / double(count);
+}
+
+// A task dataset's training examples must fit the rows, and its test examples the positions the
+// scheme can represent: both are known before any training.
+void check_task_lengths(const RunConfig& config, const Dataset& dataset) {
+  const int64_t longest = std::max(TaskExamples(dataset, "train").longest(), TaskExamples(dataset, "val").longest());
+  if (config.data.train_length < longest) {
+    throw UserError("data.train_length " + std::to_string(config.data.train_length) +
+                    " is shorter than the longest training example of " + config.data.dataset + " (" +
+                    std::to_string(longest) + " tokens); every row holds one whole example");
+  }
+  const int64_t test_positions = TaskExamples(dataset, "test").longest() - 1;  // the last token is only a target
+  const int64_t max_length = config.max_length();
+  if (max_length > 0 && test_positions > max_length) {
+    throw UserError(config.position.scheme + " positions cover only " + std::to_string(max_length) +
+                    " positions, but the test examples of " + config.data.dataset + " need " +
+                    std::to_string(test_positions) + "; prepare shorter --test-lengths or use a scheme that covers them");
+  }
 }
 
 struct RunSetup {
@@ -218,11 +237,13 @@ void train(const TrainOptions& options) {
     throw UserError("model.vocab_size " + std::to_string(config.model.vocab_size) + " is smaller than the dataset's " +
                     "vocabulary (" + std::to_string(vocab) + ")");
   }
-  if (int64_t(train_stream.size()) < length + 2) {
+  if (dataset.has_task()) {
+    check_task_lengths(config, dataset);
+  } else if (int64_t(train_stream.size()) < length + 2) {
     throw UserError("data.train_length " + std::to_string(length) + " is longer than the train split of " +
                     config.data.dataset + " (" + std::to_string(train_stream.size()) + " tokens)");
   }
-  if (int64_t(val_stream.size()) < length + 1) {
+  if (!dataset.has_task() && int64_t(val_stream.size()) < length + 1) {
     throw UserError("data.train_length " + std::to_string(length) + " is longer than the val split of " +
                     config.data.dataset + " (" + std::to_string(val_stream.size()) + " tokens)");
   }
@@ -266,6 +287,12 @@ void train(const TrainOptions& options) {
                enum_name(kPrecisionNames, tc.precision), torch::get_num_threads());
 
   const int64_t offsets_available = int64_t(train_stream.size()) - length;  // windows need length + 1 tokens
+  // Task datasets: rows are whole examples, drawn by the same counter-based hash.
+  std::optional<TaskExamples> task_train, task_val;
+  if (dataset.has_task()) {
+    task_train.emplace(dataset, "train");
+    task_val.emplace(dataset, "val");
+  }
   const auto session_start = Clock::now();
   auto window_start = session_start;
   int64_t window_tokens = 0;
@@ -283,11 +310,20 @@ void train(const TrainOptions& options) {
   for (int64_t step = state.step; step < tc.steps; ++step) {
     const double lr = learning_rate(step, tc.steps, tc.warmup_steps, tc.lr, tc.min_lr_ratio);
     std::vector<int64_t> offsets;
-    for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, offsets_available));
-    const auto windows = gather_windows(train_stream, offsets, length).to(device);
+    torch::Tensor windows, target_weights;
+    if (task_train) {
+      const int64_t examples = int64_t(task_train->examples.size());
+      for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, examples));
+      const MaskedBatch batch = masked_batch(*task_train, offsets, length);
+      windows = batch.windows.to(device);
+      target_weights = batch.weights.to(device);
+    } else {
+      for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, offsets_available));
+      windows = gather_windows(train_stream, offsets, length).to(device);
+    }
     torch::manual_seed(splitmix64(config.seed + 0x9e37ULL * uint64_t(step + 1)));  // dropout, per step
     const auto positions = training_positions(config.position_sampling, length, config.seed, step, device);
-    const StepResult result = train_step(model, optimizer, windows, positions, lr, tc.grad_clip, runtime);
+    const StepResult result = train_step(model, optimizer, windows, positions, lr, tc.grad_clip, runtime, target_weights);
     if (!std::isfinite(result.loss)) stop_non_finite("training loss", result.loss, step + 1, lr, run_dir);
     if (!result.applied) stop_non_finite("gradient norm", result.grad_norm, step + 1, lr, run_dir);
     const double loss_value = result.loss, grad_norm = result.grad_norm;
@@ -308,7 +344,9 @@ void train(const TrainOptions& options) {
       window_tokens = 0;
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
-      last_val = validation_loss(model, val_stream, evaluation_positions(config.position_sampling, length, device), tc.batch_size, tc.eval_tokens, runtime);
+      const auto val_positions = evaluation_positions(config.position_sampling, length, device);
+      last_val = task_val ? masked_validation_loss(model, *task_val, val_positions, tc.batch_size, runtime)
+                          : validation_loss(model, val_stream, val_positions, tc.batch_size, tc.eval_tokens, runtime);
       spdlog::info("step {:>6}/{} | val loss {:.4f} | val ppl {:.2f}", done, tc.steps, last_val, std::exp(last_val));
       append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
     }
