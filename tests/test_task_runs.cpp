@@ -7,6 +7,7 @@
 #include "common/stats.h"
 #include "config/config.h"
 #include "data/task_dataset.h"
+#include "eval/task_eval.h"
 #include "report/results.h"
 #include "report/tables.h"
 #include "test_helpers.h"
@@ -172,6 +173,16 @@ std::pair<double, double> scores_by_hand(const fs::path& run, const Dataset& dat
     ++examples;
   }
   return {double(exact) / double(examples), double(right_tokens) / double(answer_tokens)};
+}
+
+TEST(TaskBins, DefaultBinsSplitAtTheTrainingLengthsAndGivenEndsCloseBins) {
+  using Bins = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(task_bin_ranges({}, {5, 81}, 21), (Bins{{5, 21}, {22, 36}, {37, 51}, {52, 66}, {67, 81}}));
+  EXPECT_EQ(task_bin_ranges({}, {30, 50}, 21), (Bins{{30, 35}, {36, 40}, {41, 45}, {46, 50}}));  // all beyond training
+  EXPECT_EQ(task_bin_ranges({}, {10, 11}, 40), (Bins{{10, 10}, {11, 11}}));  // never an empty bin
+  EXPECT_EQ(task_bin_ranges({10, 20}, {5, 81}, 21), (Bins{{5, 10}, {11, 20}}));
+  EXPECT_EQ(task_bin_ranges({3, 20}, {5, 81}, 21), (Bins{{3, 3}, {4, 20}}));
+  EXPECT_TRUE(contains(user_error_message([] { task_bin_ranges({20, 20}, {5, 81}, 21); }), "must ascend (20 before 20)"));
 }
 
 TEST(WilsonInterval, MatchesKnownValuesAndStaysInsideZeroOne) {

@@ -269,7 +269,6 @@ std::string counting_check(const TaskExample& e, const TaskParams& p) {
   if (int64_t(counts.size()) != p.at("variables") || !counts.count(printed) || at != print + 1) {
     return "not every variable is declared, or the printed one is unknown";
   }
-  expected.example.size = increments;
   expected.prompt(e.text.substr(0, print + 9));
   expected.answer(std::to_string(counts[printed]));
   return compare(e, expected.example);
