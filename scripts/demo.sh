@@ -3,7 +3,8 @@
 # schemes at length 128 and evaluate each at 128, 512, 2048 and 8192 tokens, print the table, then
 # evaluate the RoPE model under Su's inference-time treatments (natural and repeated text) and print
 # that table too, then the passkey probe of three models and the figures. Re-running skips finished
-# work. About 11 minutes on a 2-core machine once installed and built (see README).
+# work. About 8.5 minutes on a 2-core machine for the sweep and Su's table once installed and built,
+# plus up to 3 minutes for the passkey grids and 11 s for the figures (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -24,3 +24,5 @@ EXTRAP_THREADS=${EXTRAP_THREADS:-1} scripts/sweep.sh --runs runs/tasks --protoco
 echo
 echo "== answer-token accuracy per length bin"
 build/extrap report --metric acc "${runs[@]}"
+echo
+build/extrap plot "${runs[@]}" --out runs/tasks/figures
