@@ -10,16 +10,7 @@ source_dir=$(realpath "$2")
 script=$source_dir/scripts/plot.py
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# expect_error CMD... : exit status 2 and exactly one line on stderr containing $expect
-expect_error() {
-  local out status
-  out=$("$@" 2>&1 >/dev/null); status=$?
-  [ "$status" -eq 2 ] || fail "expected exit 2 from '$*', got $status: $out"
-  [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "expected one line from '$*', got: $out"
-  printf '%s' "$out" | grep -qF -- "$expect" || fail "expected '$expect' in: $out"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 
 # check_figures SUMMARY DIR "NAME COUNT UNIT"... : the summary lists exactly these figures, and DIR
 # holds each as a PNG and an SVG, figures.json with their counts, and nothing else.

@@ -8,16 +8,7 @@ extrap=$1
 src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# expect_error CMD... : exit status 2 and exactly one line on stderr containing $expect
-expect_error() {
-  local out status
-  out=$("$@" 2>&1 >/dev/null); status=$?
-  [ "$status" -eq 2 ] || fail "expected exit 2 from '$*', got $status: $out"
-  [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "expected one line from '$*', got: $out"
-  printf '%s' "$out" | grep -q -- "$expect" || fail "expected '$expect' in: $out"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 
 data="$work/copy"
 expect="unknown task 'sorting'" expect_error "$extrap" data --task sorting --out "$data"
