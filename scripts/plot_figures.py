@@ -16,8 +16,8 @@ PROBE_PROTOCOLS = ("passkey", "niah", "niah_multikey", "niah_multivalue", "niah_
 METRICS = {
     "bpb": ("bits_per_byte", "bits per byte", 1),
     "ppl": ("ppl", "perplexity", 1),
-    "nll": ("nll", "NLL (nats per byte)", 1),
-    "acc": ("accuracy", "next-byte accuracy (%)", 100),
+    "nll": ("nll", "NLL (nats per token)", 1),
+    "acc": ("accuracy", "next-token accuracy (%)", 100),
 }
 PROTOCOL_TITLES = {
     "nonoverlap": "nonoverlap windows",
@@ -350,6 +350,6 @@ def plot_training(logs, writer):
         axis.set_xlabel("training step")
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
-    axes[0].set_ylabel("loss (nats per byte)")
+    axes[0].set_ylabel("loss (nats per token)")
     legend_outside(figure, axes)
     writer.save(figure, "training", count, "lines")

@@ -64,17 +64,17 @@ grep -qF "tiny/results/notes.json: not a results document" warnings.txt || fail 
 # su, probe and task documents share no figure with another tiny document and are plain "tiny".
 svg_has figs/bpb_vs_length.svg "bits per byte" "evaluation length (tokens)" "training length (32 tokens)" \
   "tiny (eval)" "tiny (eval.partial)" ">other<" "nonoverlap windows" "sliding windows"
-svg_has figs/su_acc_tiny.svg "next-byte accuracy (%)" "natural text (nonoverlap)" "the copy half" "ReRoPE-w/4" ">PI<"
+svg_has figs/su_acc_tiny.svg "next-token accuracy (%)" "natural text (nonoverlap)" "the copy half" "ReRoPE-w/4" ">PI<"
 svg_has figs/probe_exact_match.svg "exact match (fraction, 95% CI)" "no-needle control (dashed)" ">passkey<" ">mqar<" ">tiny<"
 svg_has figs/heatmap_niah_tiny.svg "needle depth" "0.80" "10 trials per cell"
 svg_has figs/task_exact_match.svg "task: copy" "training lengths 1-64" "example length (tokens, bin upper end)" ">tiny<"
-svg_has figs/training.svg "loss (nats per byte)" "training step" "validation loss" ">tiny<" ">other<"
+svg_has figs/training.svg "loss (nats per token)" "training step" "validation loss" ">tiny<" ">other<"
 
 # The script runs by itself; --metric picks the LM figures' metric (and Su's figure's).
 summary=$("$script" su.json --out direct --metric acc) || fail "scripts/plot.py su.json"
 check_figures "$summary" direct "acc_vs_length_tiny 6 lines" "acc_by_position_tiny 17 lines" \
   "su_acc_tiny 6 lines"
-svg_has direct/acc_vs_length_tiny.svg "next-byte accuracy (%)"
+svg_has direct/acc_vs_length_tiny.svg "next-token accuracy (%)"
 summary=$("$extrap" plot tiny/metrics.jsonl --out training) || fail "extrap plot metrics.jsonl"
 check_figures "$summary" training "training 2 lines"
 

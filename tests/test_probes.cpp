@@ -45,7 +45,8 @@ ProbeParams params_with(std::vector<double> depths, int64_t trials = 3) {
   return params;
 }
 
-const std::vector<uint16_t> kNoText;
+const TokenStream kNoText;
+const std::vector<int32_t> kByteLengths(257, 1);
 
 TEST(Probes, PasskeyIsLandmarksTextByteForByte) {
   const std::string filler = filler_stream();
@@ -214,7 +215,7 @@ TEST(Probes, NaturalHaystackIsTheSplitText) {
   }
   ProbeParams params = params_with({0.5}, 3);
   params.haystack = Haystack::kNatural;
-  for (const auto& trial : probe_trials(ProbeKind::kPasskey, params, 1000, stream)) {
+  for (const auto& trial : probe_trials(ProbeKind::kPasskey, params, 1000, TokenStream::of(stream))) {
     const std::string prompt = as_text(trial.prompt.tokens);
     EXPECT_EQ(prompt.size(), 1000u);
     EXPECT_EQ(prompt.find("grass"), std::string::npos);
@@ -222,7 +223,7 @@ TEST(Probes, NaturalHaystackIsTheSplitText) {
     const char before = prompt[trial.needle_begin - 1];
     EXPECT_TRUE(before == ' ' || before == '\n') << int(before);  // at a word start
   }
-  const std::vector<uint16_t> short_stream(100, 'a');
+  const TokenStream short_stream = TokenStream::of(std::vector<uint16_t>(100, 'a'));
   EXPECT_NE(test::user_error_message([&] { probe_trials(ProbeKind::kPasskey, params, 1000, short_stream); })
                 .find("--haystack natural"),
             std::string::npos);
@@ -266,7 +267,7 @@ class ProbeScoring : public ::testing::Test {
     model_->eval();
   }
   nlohmann::json score(const ProbeParams& params, int64_t length, int64_t batch_tokens) {
-    const ScoringContext context{kNoText, config_.position_sampling, 64, batch_tokens, runtime_, 0};
+    const ScoringContext context{kNoText, kByteLengths, config_.position_sampling, 64, batch_tokens, runtime_, 0};
     return score_probe([&](int64_t) { return model_; }, ProbeKind::kPasskey, params, length, context);
   }
   RunConfig config_;
@@ -326,7 +327,7 @@ TEST_F(ProbeScoring, GreedyDecodingMatchesOneTokenAtATimeArgmax) {
   const int64_t horizon = 300 + kGreedySlack;
   const auto positions = evaluation_positions(config_.position_sampling, horizon, torch::kCPU);
   for (int64_t batch_tokens : {int64_t(1), int64_t(1) << 20}) {  // one prompt per pass, or all in one (padded)
-    const ScoringContext context{kNoText, config_.position_sampling, 64, batch_tokens, runtime_, 0};
+    const ScoringContext context{kNoText, kByteLengths, config_.position_sampling, 64, batch_tokens, runtime_, 0};
     const auto continuations = greedy_continuations([&](int64_t) { return model_; }, prompts, horizon, context);
     ASSERT_EQ(continuations.size(), 3u);
     for (std::size_t p = 0; p < prompts.size(); ++p) {

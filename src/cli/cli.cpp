@@ -23,6 +23,13 @@ namespace extrap {
 namespace {
 
 // "a,,b," -> {"a", "", "b", ""}: every comma separates, so empty parts can be reported.
+// Throws "<option> <why>" for the first of `options` that was given.
+void require_unused(const std::vector<CLI::Option*>& options, const std::string& why) {
+  for (const auto* option : options) {
+    if (option->count()) throw UserError(option->get_name() + " " + why);
+  }
+}
+
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
   std::stringstream stream(text + ",");  // the sentinel makes a trailing comma an empty part
@@ -169,13 +176,31 @@ int run_cli(int argc, char** argv) {
 
   PrepareOptions prepare;
   auto* data_cmd = app.add_subcommand(
-      "data", "prepare a corpus (byte tokens split into train/val/test by document) or generate a synthetic task");
-  auto* corpus_option = data_cmd->add_option("--corpus", prepare.corpus, "brown, kjv or text");
+      "data", "prepare a corpus (tokens split into train/val/test by document), describe token shards made "
+              "elsewhere, or generate a synthetic task");
+  auto* corpus_option = data_cmd->add_option(
+      "--corpus", prepare.corpus, "brown, kjv or text; llmc or nanogpt: token shards read in place (docs/data.md)");
   auto* input_option = data_cmd->add_option("--input", prepare.input, "raw corpus (see scripts/fetch_corpus.sh)");
   data_cmd->add_option("--out", prepare.output, "prepared dataset directory")->required();
   data_cmd->add_option("--seed", prepare.seed, "split seed (corpora) or generator seed (tasks)");
   auto* val_fraction_option = data_cmd->add_option("--val-fraction", prepare.val_fraction, "fraction of documents for validation");
   auto* test_fraction_option = data_cmd->add_option("--test-fraction", prepare.test_fraction, "fraction of documents for test");
+  int64_t vocab_size = 0;
+  ShardOptions shards;
+  const std::vector<CLI::Option*> tokenizer_options = {
+      data_cmd->add_option("--tokenizer", prepare.tokenizer, "byte (default) or sentencepiece, trained on the train split"),
+      data_cmd->add_option("--model-type", prepare.sentencepiece.model_type, "sentencepiece: bpe (default) or unigram"),
+      data_cmd->add_flag("--byte-fallback", prepare.sentencepiece.byte_fallback,
+                         "sentencepiece: unseen characters become byte tokens instead of <unk>"),
+      data_cmd->add_option("--tokenizer-model", prepare.tokenizer_model, "sentencepiece: use this .model instead of training"),
+      data_cmd->add_option("--max-sentences", prepare.sentencepiece.max_sentences,
+                           "sentencepiece: training lines sampled (default 2000000)")};
+  auto* vocab_option = data_cmd->add_option("--vocab-size", vocab_size,
+                                            "sentencepiece: vocabulary to train (default 4096); shards: ids (llmc default 50257)");
+  const std::vector<CLI::Option*> shard_options = {
+      data_cmd->add_option("--end-of-text", shards.end_of_text, "shards: the document separator id (llmc default 50256)"),
+      data_cmd->add_option("--vocabulary", shards.vocabulary,
+                           "shards: byte-level BPE vocabulary (GPT-2 encoder.json or tokenizer.json), for bits per byte")};
   TaskDatasetOptions task_data;
   std::string train_lengths = "1:40", test_lengths = "1:160";
   std::vector<std::string> task_params;
@@ -312,9 +337,11 @@ int run_cli(int argc, char** argv) {
     if (*plot_cmd) return run_plot(plot_options);  // no LibTorch threads to set up for a Python child
     configure_threads(threads);
     if (*data_cmd && task_option->count()) {
-      for (const auto* option : {corpus_option, input_option, val_fraction_option, test_fraction_option}) {
+      for (const auto* option : {corpus_option, input_option, val_fraction_option, test_fraction_option, vocab_option}) {
         if (option->count()) throw UserError(option->get_name() + " does not apply to --task datasets");
       }
+      require_unused(tokenizer_options, "does not apply to --task datasets (their tokens are bytes)");
+      require_unused(shard_options, "does not apply to --task datasets");
       task_data.train_lengths = parse_length_range(train_lengths, "--train-lengths");
       task_data.test_lengths = parse_length_range(test_lengths, "--test-lengths");
       for (const auto& assignment : task_params) {
@@ -340,10 +367,28 @@ int run_cli(int argc, char** argv) {
       if (!corpus_option->count() || !input_option->count()) {
         throw UserError("data: give --corpus and --input (a corpus), or --task (a synthetic task)");
       }
-      const auto metadata = prepare_dataset(prepare);
+      const bool shard_corpus = prepare.corpus == "llmc" || prepare.corpus == "nanogpt";
+      if (shard_corpus) {
+        require_unused(tokenizer_options, "does not apply to token shards (their ids are already made)");
+        for (const auto* option : {val_fraction_option, test_fraction_option}) {
+          if (option->count()) throw UserError(option->get_name() + " does not apply to token shards (val shards are held out)");
+        }
+        shards.layout = prepare.corpus;
+        shards.input = prepare.input;
+        shards.vocab_size = vocab_size;
+      } else {
+        require_unused(shard_options, "applies only to --corpus llmc or nanogpt");
+        if (vocab_option->count()) prepare.sentencepiece.vocab_size = vocab_size;
+        if ((vocab_option->count() || tokenizer_options[1]->count() || tokenizer_options[2]->count() ||
+             tokenizer_options[4]->count()) && prepare.tokenizer != "sentencepiece") {
+          throw UserError("--vocab-size, --model-type, --byte-fallback and --max-sentences need --tokenizer sentencepiece");
+        }
+      }
+      const auto metadata = shard_corpus ? prepare_shard_dataset(shards, prepare.output) : prepare_dataset(prepare);
       for (const char* split : {"train", "val", "test"}) {
-        spdlog::info("{}: {} documents, {} tokens", split, metadata["splits"][split]["documents"].get<int64_t>(),
-                     metadata["splits"][split]["tokens"].get<int64_t>());
+        const auto& entry = metadata["splits"][split];
+        spdlog::info("{}: {} documents, {} tokens", split,
+                     entry.value("documents", entry.value("end_of_text_tokens", int64_t(0))), entry["tokens"].get<int64_t>());
       }
       spdlog::info("prepared {} (checksum {})", prepare.output.string(), metadata["checksum"].get<std::string>());
     } else if (*train_cmd) {

@@ -5,28 +5,20 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "common/error.h"
 #include "common/files.h"
 #include "common/random.h"
 #include "data/corpus.h"
+#include "data/dataset_format.h"
 
 namespace extrap {
 
-namespace {
-
 using nlohmann::json;
 
-constexpr const char* kFormat = "extrap.dataset/1";
-// Adds per-token loss masks (task datasets). Text corpora are still written as /1, which every
-// reader reads; a /1 reader refuses /2 rather than train on the prompts of a task.
-constexpr const char* kMaskedFormat = "extrap.dataset/2";
-const std::vector<std::string> kSplitNames = {"train", "val", "test"};
-
-std::string corrupted(const fs::path& path, const std::string& problem) {
-  return path.string() + ": " + problem + "; the dataset is corrupted, re-run `extrap data`";
-}
+namespace {
 
 // ---- Splitting ------------------------------------------------------------------------------
 
@@ -66,13 +58,23 @@ std::map<std::string, std::vector<std::size_t>> assign_splits(std::size_t n, con
 
 void validate_options(const PrepareOptions& options) {
   if (options.corpus != "brown" && options.corpus != "kjv" && options.corpus != "text") {
-    throw UserError("unknown corpus '" + options.corpus + "' (expected brown, kjv or text)");
+    throw UserError("unknown corpus '" + options.corpus + "' (expected brown, kjv, text, llmc or nanogpt)");
   }
   const auto check_fraction = [](const char* name, double value) {
     if (!(value >= 0 && value < 1)) {
       throw UserError(std::string(name) + " must be in [0, 1), got " + std::to_string(value));
     }
   };
+  if (options.tokenizer != "byte" && options.tokenizer != "sentencepiece") {
+    throw UserError("--tokenizer " + options.tokenizer + ": expected byte or sentencepiece");
+  }
+  if (!options.tokenizer_model.empty() && options.tokenizer != "sentencepiece") {
+    throw UserError("--tokenizer-model needs --tokenizer sentencepiece");
+  }
+  const int64_t vocab = options.sentencepiece.vocab_size;
+  if (options.tokenizer == "sentencepiece" && (vocab < 16 || vocab > kMaxPreparedVocabulary)) {
+    throw UserError("--vocab-size " + std::to_string(vocab) + ": expected 16 to " + std::to_string(kMaxPreparedVocabulary));
+  }
   check_fraction("val_fraction", options.val_fraction);
   check_fraction("test_fraction", options.test_fraction);
   if (options.val_fraction + options.test_fraction >= 1) {
@@ -97,25 +99,6 @@ std::string to_little_endian(const std::vector<uint16_t>& tokens) {
   return bytes;
 }
 
-std::vector<uint16_t> from_little_endian(const std::string& bytes) {
-  std::vector<uint16_t> tokens(bytes.size() / 2);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    tokens[i] = static_cast<uint16_t>(static_cast<unsigned char>(bytes[2 * i]) |
-                                      static_cast<unsigned char>(bytes[2 * i + 1]) << 8);
-  }
-  return tokens;
-}
-
-// Over the split checksums, then (format /2) the mask checksums, each in the order train, val, test.
-std::string combined_checksum(const json& splits, bool masked) {
-  std::string joined;
-  for (const auto& name : kSplitNames) joined += splits.at(name).at("checksum").get<std::string>();
-  for (const auto& name : kSplitNames) {
-    if (masked) joined += splits.at(name).at("mask_checksum").get<std::string>();
-  }
-  return fnv1a64_hex(joined.data(), joined.size());
-}
-
 // Names come from file names, which may hold tabs or newlines; the TSV must stay one line each.
 std::string tsv_field(std::string text) {
   std::replace_if(text.begin(), text.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
@@ -123,20 +106,71 @@ std::string tsv_field(std::string text) {
 }
 
 SplitStream build_stream(const std::string& split, const std::vector<std::size_t>& indices,
-                         const std::vector<RawDocument>& docs) {
+                         const std::vector<RawDocument>& docs, const Tokenizer& tokenizer) {
   SplitStream stream;
   for (const auto index : indices) {
-    const auto tokens = encode_bytes(docs[index].text);
+    const auto tokens = tokenizer.encode(docs[index].text);
     stream.documents.push_back({split, static_cast<int64_t>(stream.tokens.size()),
                                 static_cast<int64_t>(tokens.size()), docs[index].name});
     stream.tokens.insert(stream.tokens.end(), tokens.begin(), tokens.end());
-    stream.tokens.push_back(kEndOfText);
+    stream.tokens.push_back(uint16_t(tokenizer.end_of_text()));
   }
   return stream;
 }
 
+// Trains a SentencePiece model on the train documents, or reads the given one.
+std::string sentencepiece_model(const PrepareOptions& options, const std::vector<RawDocument>& docs,
+                                const std::vector<std::size_t>& train) {
+  if (!options.tokenizer_model.empty()) {
+    if (!fs::is_regular_file(options.tokenizer_model)) {
+      throw UserError(options.tokenizer_model.string() + ": tokenizer model not found");
+    }
+    return read_text_file(options.tokenizer_model);
+  }
+  std::vector<std::string> texts;
+  for (const auto index : train) texts.push_back(docs[index].text);
+  return train_sentencepiece(texts, options.sentencepiece);
+}
+
+// The metadata "tokenizer" entry of a SentencePiece dataset.
+json sentencepiece_description(const PrepareOptions& options, const std::string& model, const Tokenizer& tokenizer) {
+  json description = {{"type", "sentencepiece"},
+                      {"model", kTokenizerModelFile},
+                      {"checksum", fnv1a64_hex(model.data(), model.size())},
+                      {"vocab_size", tokenizer.vocab_size()},
+                      {"end_of_text", tokenizer.end_of_text()}};
+  if (options.tokenizer_model.empty()) {
+    description["trained"] = {{"on", "train split"},
+                              {"model_type", options.sentencepiece.model_type},
+                              {"vocab_size", options.sentencepiece.vocab_size},
+                              {"byte_fallback", options.sentencepiece.byte_fallback},
+                              {"max_sentences", options.sentencepiece.max_sentences},
+                              {"seed", options.seed}};
+  } else {
+    description["given"] = fs::absolute(options.tokenizer_model).string();
+  }
+  return description;
+}
+
+// Unknown pieces lose their text: how many each split has and how many bytes they stand for.
+json unknown_counts(const std::map<std::string, SplitStream>& streams, const std::vector<RawDocument>& docs,
+                    const std::map<std::string, std::vector<std::size_t>>& assignment, const Tokenizer& tokenizer) {
+  json counts = json::object();
+  for (const auto& [name, stream] : streams) {
+    int64_t text_bytes = 0;
+    for (const auto index : assignment.at(name)) text_bytes += int64_t(docs[index].text.size());
+    counts[name] = {{"text_bytes", text_bytes},
+                    {"unknown_tokens", tokenizer.unknown_id() < 0 ? 0
+                                                       : std::count(stream.tokens.begin(), stream.tokens.end(),
+                                                                    uint16_t(tokenizer.unknown_id()))}};
+  }
+  return counts;
+}
+
 // Writes every file of a prepared dataset into dir; returns the metadata.
-json write_dataset_files(const fs::path& dir, json description, const std::map<std::string, SplitStream>& streams) {
+json write_dataset_files(const fs::path& dir, json description, const std::map<std::string, SplitStream>& streams,
+                         const std::map<std::string, std::string>& files) {
+  for (const auto& [name, contents] : files) write_file_atomic(dir / name, contents);
   const bool masked = !streams.at("train").mask.empty();
   json splits = json::object();
   std::string documents_tsv = "split\toffset\ttokens\tname\n";
@@ -160,7 +194,12 @@ json write_dataset_files(const fs::path& dir, json description, const std::map<s
   write_file_atomic(dir / "documents.tsv", documents_tsv);
   json& metadata = description;
   metadata["format"] = masked ? kMaskedFormat : kFormat;
-  metadata["tokenizer"] = {{"type", "byte"}, {"vocab_size", kByteVocabulary}, {"end_of_text", kEndOfText}};
+  if (!metadata.contains("tokenizer")) {
+    metadata["tokenizer"] = {{"type", "byte"}, {"vocab_size", kByteVocabulary}, {"end_of_text", kEndOfText}};
+  }
+  const json split_text = metadata.value("split_text", json::object());
+  for (const auto& [name, extra] : split_text.items()) splits[name].update(extra);
+  metadata.erase("split_text");
   metadata["splits"] = splits;
   metadata["checksum"] = combined_checksum(splits, masked);
   metadata["created"] = utc_timestamp();
@@ -179,143 +218,45 @@ void remove_previous_output(const fs::path& output) {
   fs::remove_all(output);
 }
 
-// ---- Loading --------------------------------------------------------------------------------
-
-std::string json_error_text(const json::exception& e) {
-  const std::string what = e.what();  // "[json.exception.type_error.302] type must be ..."
-  const auto pos = what.find("] ");
-  return pos == std::string::npos ? what : what.substr(pos + 2);
-}
-
-bool is_masked(const json& metadata) { return metadata.at("format") == kMaskedFormat; }
-
-void validate_metadata(const fs::path& path, const json& metadata) {
-  if (!metadata.is_object() || !metadata.contains("format") ||
-      (metadata["format"] != kFormat && metadata["format"] != kMaskedFormat)) {
-    throw UserError(path.string() + ": not an " + kFormat + " or " + kMaskedFormat + " dataset; re-run `extrap data`");
-  }
+// Builds a dataset directory under OUTPUT.tmp-<pid> with `fill`, then renames it to OUTPUT.
+json write_directory_atomic(const fs::path& given_output, const std::function<json(const fs::path&)>& fill) {
+  // A trailing slash would put the temporary directory inside the output.
+  const fs::path output = given_output.has_filename() ? given_output : given_output.parent_path();
+  fs::path temporary = output;
+  temporary += ".tmp-" + std::to_string(::getpid());
+  if (!output.parent_path().empty()) fs::create_directories(output.parent_path());
+  fs::remove_all(temporary);
+  fs::create_directory(temporary);
   try {
-    const json& tokenizer = metadata.at("tokenizer");
-    if (tokenizer.at("type") != "byte" || tokenizer.at("vocab_size") != kByteVocabulary ||
-        tokenizer.at("end_of_text") != kEndOfText) {
-      throw UserError(path.string() + ": unsupported tokenizer " + tokenizer.dump());
-    }
-    for (const auto& name : kSplitNames) {
-      const json& split = metadata.at("splits").at(name);
-      if (split.at("tokens").get<int64_t>() < 0 || split.at("documents").get<int64_t>() < 0) {
-        throw UserError(path.string() + ": negative count in split " + name);
-      }
-      split.at("checksum").get<std::string>();
-      if (is_masked(metadata)) split.at("mask_checksum").get<std::string>();
-    }
-    metadata.at("checksum").get<std::string>();
-    if (is_masked(metadata) && !metadata.at("task").is_object()) {
-      throw UserError(path.string() + ": malformed metadata: task is not an object");
-    }
-  } catch (const json::exception& e) {
-    throw UserError(path.string() + ": malformed metadata: " + json_error_text(e));
+    const json metadata = fill(temporary);
+    remove_previous_output(output);
+    rename_durable(temporary, output);
+    return metadata;
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(temporary, ignored);
+    throw;
   }
-}
-
-void require_dataset_file(const fs::path& path) {
-  if (!fs::is_regular_file(path)) throw UserError(corrupted(path, "missing"));
-}
-
-void verify_checksum(const fs::path& path, const std::string& expected, const std::string& actual) {
-  if (expected != actual) {
-    throw UserError(corrupted(path, "checksum mismatch (expected " + expected + ", got " + actual + ")"));
-  }
-}
-
-std::vector<uint16_t> read_split_stream(const fs::path& path, const json& split_metadata) {
-  require_dataset_file(path);
-  const std::string bytes = read_text_file(path);
-  if (bytes.size() % 2 != 0) {
-    throw UserError(corrupted(path, "size " + std::to_string(bytes.size()) + " bytes is odd"));
-  }
-  const auto expected_tokens = split_metadata.at("tokens").get<int64_t>();
-  if (static_cast<int64_t>(bytes.size() / 2) != expected_tokens) {
-    throw UserError(corrupted(path, "holds " + std::to_string(bytes.size() / 2) + " tokens, metadata.json says " +
-                                        std::to_string(expected_tokens)));
-  }
-  verify_checksum(path, split_metadata.at("checksum").get<std::string>(), fnv1a64_hex(bytes.data(), bytes.size()));
-  auto tokens = from_little_endian(bytes);
-  if (std::any_of(tokens.begin(), tokens.end(), [](uint16_t t) { return t > kEndOfText; })) {
-    throw UserError(corrupted(path, "token outside the byte vocabulary"));
-  }
-  return tokens;
-}
-
-// A loss mask: one byte 0 or 1 per token of its stream, never 1 on an end-of-text token.
-std::vector<uint8_t> read_split_mask(const fs::path& path, const std::string& expected_checksum,
-                                     const std::vector<uint16_t>& tokens) {
-  require_dataset_file(path);
-  const std::string bytes = read_text_file(path);
-  if (bytes.size() != tokens.size()) {
-    throw UserError(corrupted(path, "holds " + std::to_string(bytes.size()) + " bytes for " +
-                                        std::to_string(tokens.size()) + " tokens"));
-  }
-  verify_checksum(path, expected_checksum, fnv1a64_hex(bytes.data(), bytes.size()));
-  std::vector<uint8_t> mask(bytes.begin(), bytes.end());
-  for (std::size_t i = 0; i < mask.size(); ++i) {
-    if (mask[i] > 1 || (mask[i] == 1 && tokens[i] == kEndOfText)) {
-      throw UserError(corrupted(path, "byte " + std::to_string(i) + " is not a loss mask value for its token"));
-    }
-  }
-  return mask;
-}
-
-bool parse_int64(const std::string& text, int64_t& value) {
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return error == std::errc() && end == text.data() + text.size() && value >= 0;
-}
-
-// One TSV line; the name is the rest of the line.
-bool parse_document_line(const std::string& line, DocumentEntry& entry) {
-  std::size_t begin = 0;
-  std::string fields[3];
-  for (auto& field : fields) {
-    const auto tab = line.find('\t', begin);
-    if (tab == std::string::npos) return false;
-    field = line.substr(begin, tab - begin);
-    begin = tab + 1;
-  }
-  entry.split = fields[0];
-  entry.name = line.substr(begin);
-  return parse_int64(fields[1], entry.offset) && parse_int64(fields[2], entry.tokens);
-}
-
-// documents.tsv is not checksummed, so every entry is checked against its split stream.
-std::vector<DocumentEntry> read_documents(const fs::path& path, const std::map<std::string, std::vector<uint16_t>>& splits,
-                                          const json& metadata) {
-  require_dataset_file(path);
-  const auto lines = split_lines(read_text_file(path));
-  if (lines.empty() || lines[0] != "split\toffset\ttokens\tname") throw UserError(corrupted(path, "bad header"));
-  std::vector<DocumentEntry> documents;
-  std::map<std::string, int64_t> counts;
-  for (std::size_t i = 1; i < lines.size(); ++i) {
-    DocumentEntry entry;
-    const std::string where = "line " + std::to_string(i + 1);
-    if (!parse_document_line(lines[i], entry) || !splits.count(entry.split)) {
-      throw UserError(corrupted(path, where + " is malformed"));
-    }
-    const auto& stream = splits.at(entry.split);
-    const auto end = entry.offset + entry.tokens;
-    if (end >= static_cast<int64_t>(stream.size()) || stream[end] != kEndOfText) {
-      throw UserError(corrupted(path, where + " does not match " + entry.split + ".bin"));
-    }
-    ++counts[entry.split];
-    documents.push_back(std::move(entry));
-  }
-  for (const auto& name : kSplitNames) {
-    if (counts[name] != metadata.at("splits").at(name).at("documents").get<int64_t>()) {
-      throw UserError(corrupted(path, "document count of " + name + " disagrees with metadata.json"));
-    }
-  }
-  return documents;
 }
 
 }  // namespace
+
+std::string combined_checksum(const json& splits, bool masked) {
+  std::string joined;
+  for (const auto& name : kSplitNames) joined += splits.at(name).at("checksum").get<std::string>();
+  for (const auto& name : kSplitNames) {
+    if (masked) joined += splits.at(name).at("mask_checksum").get<std::string>();
+  }
+  return fnv1a64_hex(joined.data(), joined.size());
+}
+
+std::string shards_checksum(const json& splits) {
+  std::string joined;
+  for (const auto& name : kSplitNames) {
+    for (const auto& file : splits.at(name).at("files")) joined += file.at("fingerprint").get<std::string>();
+  }
+  return fnv1a64_hex(joined.data(), joined.size());
+}
 
 std::vector<uint16_t> encode_bytes(const std::string& text) {
   std::vector<uint16_t> tokens(text.size());
@@ -328,79 +269,44 @@ json prepare_dataset(const PrepareOptions& options) {
   auto docs = read_corpus(options);
   docs.erase(std::remove_if(docs.begin(), docs.end(), [](const RawDocument& d) { return d.text.empty(); }), docs.end());
   const auto assignment = assign_splits(docs.size(), options);
-  std::map<std::string, SplitStream> streams;
-  for (const auto& [name, indices] : assignment) streams[name] = build_stream(name, indices, docs);
-  return write_prepared_dataset(options.output,
-                                {{"corpus", options.corpus},
-                                 {"source", options.input.string()},
-                                 {"seed", options.seed},
-                                 {"val_fraction", options.val_fraction},
-                                 {"test_fraction", options.test_fraction}},
-                                streams);
-}
-
-json write_prepared_dataset(const fs::path& given_output, json description,
-                            const std::map<std::string, SplitStream>& streams) {
-  // A trailing slash would put the temporary directory inside the output.
-  const fs::path output = given_output.has_filename() ? given_output : given_output.parent_path();
-  fs::path temporary = output;
-  temporary += ".tmp-" + std::to_string(::getpid());
-  if (!output.parent_path().empty()) fs::create_directories(output.parent_path());
-  fs::remove_all(temporary);
-  fs::create_directory(temporary);
-  try {
-    const json metadata = write_dataset_files(temporary, std::move(description), streams);
-    remove_previous_output(output);
-    rename_durable(temporary, output);
-    return metadata;
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(temporary, ignored);
-    throw;
-  }
-}
-
-Dataset Dataset::load(const fs::path& dir) {
-  if (!fs::is_directory(dir)) {
-    throw UserError(dir.string() + ": dataset directory not found; prepare it with `extrap data`");
-  }
-  Dataset dataset;
-  dataset.dir_ = dir;
-  const fs::path metadata_path = dir / "metadata.json";
-  require_dataset_file(metadata_path);
-  dataset.metadata_ = read_json_file(metadata_path);
-  validate_metadata(metadata_path, dataset.metadata_);
-  const json& splits = dataset.metadata_.at("splits");
-  const bool masked = is_masked(dataset.metadata_);
-  verify_checksum(metadata_path, dataset.metadata_.at("checksum").get<std::string>(), combined_checksum(splits, masked));
-  for (const auto& name : kSplitNames) {
-    dataset.splits_[name] = read_split_stream(dir / (name + ".bin"), splits.at(name));
-    if (masked) {
-      dataset.masks_[name] = read_split_mask(dir / (name + ".mask"), splits.at(name).at("mask_checksum").get<std::string>(),
-                                             dataset.splits_[name]);
+  json description = {{"corpus", options.corpus},
+                      {"source", options.input.string()},
+                      {"seed", options.seed},
+                      {"val_fraction", options.val_fraction},
+                      {"test_fraction", options.test_fraction}};
+  std::map<std::string, std::string> files;
+  std::unique_ptr<Tokenizer> tokenizer = byte_tokenizer();
+  if (options.tokenizer == "sentencepiece") {
+    const std::string model = sentencepiece_model(options, docs, assignment.at("train"));
+    tokenizer = sentencepiece_tokenizer(model, options.tokenizer_model.empty() ? "trained model" : options.tokenizer_model.string());
+    if (tokenizer->vocab_size() > kMaxPreparedVocabulary) {
+      throw UserError("tokenizer vocabulary " + std::to_string(tokenizer->vocab_size()) + " exceeds the " +
+                      std::to_string(kMaxPreparedVocabulary) + " ids a prepared dataset stores");
     }
+    description["tokenizer"] = sentencepiece_description(options, model, *tokenizer);
+    files[kTokenizerModelFile] = model;
   }
-  dataset.documents_ = read_documents(dir / "documents.tsv", dataset.splits_, dataset.metadata_);
-  return dataset;
+  std::map<std::string, SplitStream> streams;
+  for (const auto& [name, indices] : assignment) streams[name] = build_stream(name, indices, docs, *tokenizer);
+  description["split_text"] = unknown_counts(streams, docs, assignment, *tokenizer);
+  return write_prepared_dataset(options.output, description, streams, files);
 }
 
-std::vector<DocumentEntry> Dataset::documents(const std::string& split) const {
-  std::vector<DocumentEntry> selected;
-  std::copy_if(documents_.begin(), documents_.end(), std::back_inserter(selected),
-               [&](const DocumentEntry& d) { return d.split == split; });
-  return selected;
+json write_prepared_dataset(const fs::path& output, json description, const std::map<std::string, SplitStream>& streams,
+                            const std::map<std::string, std::string>& files) {
+  return write_directory_atomic(
+      output, [&](const fs::path& dir) { return write_dataset_files(dir, std::move(description), streams, files); });
 }
 
-const std::vector<uint8_t>& Dataset::mask(const std::string& name) const {
-  static const std::vector<uint8_t> none;
-  const auto it = masks_.find(name);
-  return it == masks_.end() ? none : it->second;
-}
-
-const std::vector<uint16_t>& Dataset::split(const std::string& name) const {
-  const auto it = splits_.find(name);
-  if (it == splits_.end()) throw UserError("unknown split '" + name + "' (expected train, val or test)");
-  return it->second;
+json prepare_shard_dataset(const ShardOptions& options, const fs::path& output) {
+  json metadata = describe_shards(options);  // every check happens before anything is written
+  metadata["format"] = kShardsFormat;
+  metadata["checksum"] = shards_checksum(metadata.at("splits"));
+  metadata["created"] = utc_timestamp();
+  return write_directory_atomic(output, [&](const fs::path& dir) {
+    write_json_atomic(dir / "metadata.json", metadata);
+    return metadata;
+  });
 }
 
 }  // namespace extrap

@@ -103,7 +103,8 @@ std::string show_task_examples(const Dataset& dataset, int64_t count) {
     const auto documents = dataset.documents(split);
     for (int64_t i = 0; i < std::min<int64_t>(count, int64_t(documents.size())); ++i) {
       const auto& d = documents[i];
-      const std::string text(stream.begin() + d.offset, stream.begin() + d.offset + d.tokens);
+      std::string text;
+      for (int64_t t = 0; t < d.tokens; ++t) text += char(stream[d.offset + t]);
       const std::vector<uint8_t> answer(mask.begin() + d.offset, mask.begin() + d.offset + d.tokens);
       out += std::string(split) + " " + std::to_string(i) + " (" + d.name + ", " + std::to_string(d.tokens) +
              " tokens): " + render_task_example(text, answer) + "\n";

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "data/dataset.h"
 #include "eval/probe_scoring.h"
+#include "eval/probe_tokens.h"
 #include "eval/protocol.h"
 #include "eval/scoring.h"
 #include "eval/task_eval.h"
@@ -27,23 +28,30 @@ namespace {
 
 constexpr int64_t kEvalAttentionBlock = 256;
 
-// Per-position sums over every scored target of one length.
+// Per-position sums over every scored target of one length. `bytes` sums the text bytes each
+// target token stands for, so bits per byte = nats / ln 2 / bytes whatever the tokenizer.
 struct PositionTotals {
-  torch::Tensor nll, correct, count;  // [length], float64
+  torch::Tensor nll, correct, count, bytes;  // [length], float64
   explicit PositionTotals(int64_t length)
       : nll(torch::zeros({length}, torch::kFloat64)),
         correct(torch::zeros({length}, torch::kFloat64)),
-        count(torch::zeros({length}, torch::kFloat64)) {}
+        count(torch::zeros({length}, torch::kFloat64)),
+        bytes(torch::zeros({length}, torch::kFloat64)) {}
 };
 
-nlohmann::json summarize(const torch::Tensor& nll, const torch::Tensor& correct, const torch::Tensor& count) {
+// bits_per_byte is null when the tokenizer does not know its tokens' byte lengths.
+nlohmann::json summarize(const torch::Tensor& nll, const torch::Tensor& correct, const torch::Tensor& count,
+                         const torch::Tensor& bytes, bool bytes_known) {
   const double tokens = count.sum().item<double>();
   if (tokens == 0) return {{"tokens", 0}};
-  const double mean_nll = nll.sum().item<double>() / tokens;
+  const double total_nll = nll.sum().item<double>(), total_bytes = bytes.sum().item<double>();
+  const double mean_nll = total_nll / tokens;
   return {{"tokens", int64_t(tokens)},
+          {"bytes", bytes_known ? nlohmann::json(int64_t(total_bytes)) : nlohmann::json()},
           {"nll", mean_nll},
           {"ppl", std::exp(mean_nll)},
-          {"bits_per_byte", mean_nll / std::log(2.0)},
+          {"bits_per_byte", bytes_known && total_bytes > 0 ? nlohmann::json(total_nll / std::log(2.0) / total_bytes)
+                                                           : nlohmann::json()},
           {"accuracy", correct.sum().item<double>() / tokens}};
 }
 
@@ -72,11 +80,15 @@ void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t beg
   totals.nll.slice(0, begin, end) += (nll.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
   totals.correct.slice(0, begin, end) += (correct.to(torch::kCPU, torch::kFloat64) * mask).sum(0);
   totals.count.slice(0, begin, end) += mask.sum(0);
+  if (!context.token_bytes.empty()) {
+    const auto table = torch::tensor(context.token_bytes, torch::kInt32).to(torch::kFloat64);
+    totals.bytes.slice(0, begin, end) += (table.index_select(0, targets.cpu().reshape({-1})).view(targets.sizes()) * mask).sum(0);
+  }
 }
 
-nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, int64_t end) {
+nlohmann::json summarize_positions(const PositionTotals& totals, int64_t begin, int64_t end, bool bytes_known) {
   return summarize(totals.nll.slice(0, begin, end), totals.correct.slice(0, begin, end),
-                   totals.count.slice(0, begin, end));
+                   totals.count.slice(0, begin, end), totals.bytes.slice(0, begin, end), bytes_known);
 }
 
 // Scores every window of one (protocol, length) plan: the metrics of its result row.
@@ -98,8 +110,8 @@ nlohmann::json score_plan(const ModelFactory& make_model, const LengthPlan& plan
     begin = end;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  nlohmann::json result = summarize_positions(totals, 0, length);
+  const bool known = !context.token_bytes.empty();
+  nlohmann::json result = summarize_positions(totals, 0, length, known);
   if (result.at("tokens").get<int64_t>() != plan.tokens) {
     throw std::logic_error("eval: scored " + result.at("tokens").dump() + " targets, the plan says " +
                            std::to_string(plan.tokens));
@@ -110,11 +122,11 @@ nlohmann::json score_plan(const ModelFactory& make_model, const LengthPlan& plan
   result["seconds"] = seconds;
   result["tokens_per_s"] = double(plan.tokens) / seconds;
   result["peak_rss_mib"] = peak_rss_mib();
-  if (length > context.train_length) result["beyond_train"] = summarize_positions(totals, context.train_length, length);
-  for (const auto& part : plan.parts) result[part.name] = summarize_positions(totals, part.begin, part.end);
+  if (length > context.train_length) result["beyond_train"] = summarize_positions(totals, context.train_length, length, known);
+  for (const auto& part : plan.parts) result[part.name] = summarize_positions(totals, part.begin, part.end, known);
   nlohmann::json buckets = nlohmann::json::array();
   for (const auto& [begin, end] : position_buckets(length)) {
-    nlohmann::json bucket = summarize_positions(totals, begin, end);
+    nlohmann::json bucket = summarize_positions(totals, begin, end, known);
     bucket["begin"] = begin;
     bucket["end"] = end;
     buckets.push_back(bucket);
@@ -147,6 +159,15 @@ nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& varia
           {"position_sampling", {{"eval", enum_name(kEvalPositionNames, variant.position_sampling.eval)},
                                  {"range", variant.position_sampling.range}}},
           {"dynamic_step", dynamic_step}};
+}
+
+// A model reads ids: evaluating it on ids from another tokenizer would score nonsense.
+void check_same_tokenizer(const nlohmann::json& trained_dataset, const Dataset& dataset, const fs::path& dataset_dir) {
+  if (!trained_dataset.contains("tokenizer")) return;  // runs from before tokenizers were recorded: bytes
+  if (trained_dataset.at("tokenizer") != dataset.tokenizer_identity()) {
+    throw UserError(dataset_dir.string() + ": tokenizer " + dataset.tokenizer_identity().dump() +
+                    " differs from the one the run was trained with, " + trained_dataset.at("tokenizer").dump());
+  }
 }
 
 nlohmann::json unsupported(const std::string& why) { return {{"status", "unsupported"}, {"error", why}}; }
@@ -260,7 +281,9 @@ nlohmann::json evaluate(const EvalOptions& options) {
     const auto kinds = defaults ? std::vector<ProtocolKind>{ProtocolKind::kNonoverlap} : options.protocols;
     protocols = make_protocols(kinds, options.protocol_params, lengths, options.max_tokens, config.data.train_length,
                                split_info(dataset, options.split));
-    check_probe_params(options.probes, options.probe_params, lengths);
+    // Under a subword tokenizer the prompts are re-encoded, and their lengths checked once encoded.
+    const bool bytes = dataset.tokenizer().type() == "byte";
+    check_probe_params(options.probes, options.probe_params, bytes ? lengths : std::vector<int64_t>{});
   }
   const Runtime runtime(options.device, options.precision.value_or(config.train.precision));
 
@@ -279,7 +302,9 @@ nlohmann::json evaluate(const EvalOptions& options) {
 
   std::string trained_on;
   if (fs::exists(options.run_dir / "run.json")) {
-    trained_on = read_json_file(options.run_dir / "run.json").at("dataset").value("checksum", "");
+    const auto trained_dataset = read_json_file(options.run_dir / "run.json").at("dataset");
+    trained_on = trained_dataset.value("checksum", "");
+    check_same_tokenizer(trained_dataset, dataset, dataset_dir);
   }
   nlohmann::json protocol_list = nlohmann::json::array();
   for (const auto& protocol : protocols) protocol_list.push_back(protocol.to_json());
@@ -299,7 +324,9 @@ nlohmann::json evaluate(const EvalOptions& options) {
       {"run", {{"dir", options.run_dir.string()}, {"name", config.name}, {"checkpoint_step", state.step},
                {"finished", run_is_done(options.run_dir)}, {"config", config.resolved}}},
       {"data", {{"dataset", dataset_dir.string()}, {"checksum", dataset.checksum()}, {"split", options.split},
-                {"split_tokens", int64_t(stream.size())}, {"trained_on_same_dataset", trained_on == dataset.checksum()}}},
+                {"split_tokens", int64_t(stream.size())}, {"trained_on_same_dataset", trained_on == dataset.checksum()},
+                {"format", dataset.metadata().at("format")}, {"corpus", dataset.metadata().value("corpus", "")},
+                {"tokenizer", dataset.tokenizer_identity()}, {"text", dataset.text_identity()}}},
       {"protocols", protocol_list},
       {"treatments", treatment_list},
       {"device", options.device},
@@ -314,10 +341,18 @@ nlohmann::json evaluate(const EvalOptions& options) {
                                 {"train_lengths", {task_plan->trained.low, task_plan->trained.high}},
                                 {"test_lengths", task_metadata.at("test_lengths")}};
   }
+  // Natural haystacks under a subword tokenizer read the split as text.
+  const bool decode = !options.probes.empty() && options.probe_params.haystack == Haystack::kNatural &&
+                      dataset.tokenizer().type() != "byte" && dataset.tokenizer().encodes_text();
+  const TokenStream probe_text = decode ? decoded_bytes(stream, dataset.tokenizer()) : TokenStream();
+  if (dataset.tokenizer().type() != "byte") {
+    require_encoded_probe_lengths(options.probes, options.probe_params, lengths, probe_text, dataset.tokenizer());
+  }
   for (std::size_t t = 0; t < treatments.size(); ++t) {
     const RunConfig& variant = treated[t];
-    const ScoringContext context{stream,  variant.position_sampling, config.data.train_length, options.batch_tokens,
-                                 runtime, dynamic_steps[t],          variant.max_length()};
+    const ScoringContext context{stream,  dataset.tokenizer().token_bytes(), variant.position_sampling,
+                                 config.data.train_length, options.batch_tokens, runtime, dynamic_steps[t],
+                                 variant.max_length(), &dataset.tokenizer(), &probe_text};
     // Built per window length: inference-time treatments derive their extension factor from it.
     const ModelFactory make_model = [&](int64_t context_length) {
       GPT model = build_model(variant, context_length);

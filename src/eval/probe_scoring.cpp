@@ -5,12 +5,13 @@
 
 #include "common/process.h"
 #include "common/stats.h"
+#include "eval/probe_tokens.h"
 #include "eval/treatment.h"
 
 namespace extrap {
 namespace {
 
-constexpr int64_t kPadToken = 256;  // end-of-text after a shorter sequence: causal, so never read
+constexpr int64_t kPadToken = 0;  // any valid id (every tokenizer has 0) after a shorter sequence: causal, so never read
 
 // What one answer of one sequence scored.
 struct AnswerScore {
@@ -190,7 +191,14 @@ std::vector<std::vector<int64_t>> greedy_continuations(const ModelFactory& make_
 nlohmann::json score_probe(const ModelFactory& make_model, ProbeKind kind, const ProbeParams& params, int64_t length,
                            const ScoringContext& context) {
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<ProbeTrial> trials = probe_trials(kind, params, length, context.stream);
+  const bool subword = context.tokenizer != nullptr && context.tokenizer->type() != "byte";
+  EncodedTrials built;
+  if (subword) {
+    built = encoded_probe_trials(kind, params, length, *context.probe_text, *context.tokenizer);
+  } else {
+    built = {probe_trials(kind, params, length, context.stream), length};
+  }
+  const std::vector<ProbeTrial>& trials = built.trials;
   std::vector<const ProbeSequence*> sequences;
   int64_t tokens_fed = 0;
   for (const auto& trial : trials) sequences.push_back(&trial.prompt);
@@ -237,6 +245,15 @@ nlohmann::json score_probe(const ModelFactory& make_model, ProbeKind kind, const
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   row["status"] = "ok";
+  if (subword) {
+    int64_t shortest = length, longest = 0;
+    for (const auto& trial : trials) {
+      shortest = std::min<int64_t>(shortest, int64_t(trial.prompt.tokens.size()));
+      longest = std::max<int64_t>(longest, int64_t(trial.prompt.tokens.size()));
+    }
+    row["prompt_bytes"] = built.prompt_bytes;
+    row["prompt_tokens"] = {shortest, longest};
+  }
   row["seconds"] = seconds;
   row["tokens_per_s"] = double(tokens_fed) / seconds;
   row["peak_rss_mib"] = peak_rss_mib();

@@ -92,7 +92,7 @@ HaystackText fixed_haystack(int64_t count) {
   return hay;
 }
 
-HaystackText natural_haystack(const std::vector<uint16_t>& stream, int64_t count, SplitMix64& rng) {
+HaystackText natural_haystack(const TokenStream& stream, int64_t count, SplitMix64& rng) {
   if (int64_t(stream.size()) < count + 1) {
     throw UserError("--haystack natural: the evaluated split has " + std::to_string(stream.size()) +
                     " tokens, fewer than the " + std::to_string(count + 1) + " a prompt of this length needs");
@@ -348,7 +348,7 @@ void require_probe_length(ProbeKind kind, const ProbeParams& params, int64_t len
 }
 
 std::vector<ProbeTrial> probe_trials(ProbeKind kind, const ProbeParams& params, int64_t length,
-                                     const std::vector<uint16_t>& natural_text) {
+                                     const TokenStream& natural_text) {
   require_probe_length(kind, params, length);
   std::vector<ProbeTrial> trials;
   const std::vector<double> depths = probe_has_depth(kind) ? params.depths : std::vector<double>{0.0};

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/token_stream.h"
+
 namespace extrap {
 
 enum class ProbeKind { kPasskey, kNiah, kNiahMultikey, kNiahMultivalue, kNiahMultiquery, kMqar };
@@ -61,7 +63,7 @@ std::vector<int64_t> probe_tokens(const std::string& text);
 // in (params.seed, kind, length, depth index, trial). Throws UserError when `length` cannot hold the
 // prompt and answers, or the natural text is too short.
 std::vector<ProbeTrial> probe_trials(ProbeKind kind, const ProbeParams& params, int64_t length,
-                                     const std::vector<uint16_t>& natural_text);
+                                     const TokenStream& natural_text);
 
 // The smallest length that holds the probe's prompt and answers (with the longest keys/values).
 int64_t probe_min_length(ProbeKind kind, const ProbeParams& params);

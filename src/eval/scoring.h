@@ -5,6 +5,8 @@
 #include <functional>
 #include <vector>
 
+#include "data/token_stream.h"
+#include "data/tokenizer.h"
 #include "model/gpt.h"
 #include "position/sampling.h"
 #include "runtime/runtime.h"
@@ -17,13 +19,19 @@ using ModelFactory = std::function<GPT(int64_t context)>;
 
 // What every scoring pass of one treatment shares.
 struct ScoringContext {
-  const std::vector<uint16_t>& stream;
+  const TokenStream& stream;
+  // Bytes of text per token id (bits per byte); empty when the tokenizer cannot say.
+  const std::vector<int32_t>& token_bytes;
   PositionSampling sampling;  // evaluation positions
   int64_t train_length = 0;
   int64_t batch_tokens = 0;
   const Runtime& runtime;
   int64_t dynamic_step = 0;  // > 0: the model is rebuilt every dynamic_step positions (context_ends)
   int64_t max_length = 0;    // positions the scheme can represent (learned tables); 0: any
+  // The run's tokenizer, and the split as bytes for natural haystacks: probes re-encode their
+  // prompts when it is not the byte tokenizer (eval/probe_tokens.h). Null: bytes.
+  const Tokenizer* tokenizer = nullptr;
+  const TokenStream* probe_text = nullptr;
 };
 
 }  // namespace extrap

@@ -176,9 +176,11 @@ void validate_results(const json& document, const std::string& source) {
       }
       continue;
     }
-    for (const char* key : {"nll", "ppl", "bits_per_byte", "accuracy", "seconds", "tokens_per_s"}) {
+    for (const char* key : {"nll", "ppl", "accuracy", "seconds", "tokens_per_s"}) {
       require(entry, key, T::number_float, "results[].");
     }
+    // null when the tokenizer does not know its tokens' byte lengths (external ids, no vocabulary)
+    if (!entry["bits_per_byte"].is_null()) require(entry, "bits_per_byte", T::number_float, "results[].");
     for (const char* key : {"tokens", "windows"}) require(entry, key, T::number_integer, "results[].");
     if (entry["protocol"] == "sliding") {
       for (const char* key : {"stride", "first_scored_target"}) require(entry, key, T::number_integer, "results[].");

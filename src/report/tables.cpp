@@ -63,8 +63,31 @@ std::string cell(const json* entry, const std::string& metric, const std::string
   const std::string field = beyond ? "ppl" : metric;
   if (field == "acc") return fixed(100.0 * source->at("accuracy").get<double>(), 2) + "%";
   if (field == "ppl") return fixed(source->at("ppl").get<double>(), 2);
-  if (field == "bpb") return fixed(source->at("bits_per_byte").get<double>(), 3);
+  if (field == "bpb") return source->at("bits_per_byte").is_null() ? "-" : fixed(source->at("bits_per_byte").get<double>(), 3);
   return fixed(source->at("nll").get<double>(), 4);
+}
+
+// The tokenizer a results document was scored with (older results: bytes).
+std::string tokenizer_label(const json& document) {
+  const json& data = document.at("data");
+  if (!data.contains("tokenizer")) return "byte/257";
+  const json& tokenizer = data.at("tokenizer");
+  std::string label = tokenizer.at("type").get<std::string>() + "/" + tokenizer.at("vocab_size").dump();
+  if (tokenizer.contains("checksum")) label += "/" + tokenizer.at("checksum").get<std::string>().substr(0, 8);
+  return label;
+}
+
+// Per-token metrics (perplexity, loss, accuracy) measure different units under different
+// tokenizers; bits per byte and exact match do not.
+void check_comparable(const std::vector<json>& documents, const std::string& metric) {
+  if (metric == "bpb" || metric == "em") return;
+  std::set<std::string> labels;
+  for (const auto& document : documents) labels.insert(tokenizer_label(document));
+  if (labels.size() < 2) return;
+  std::string names;
+  for (const auto& label : labels) names += (names.empty() ? "" : ", ") + label;
+  throw UserError("--metric " + metric + ": these results use different tokenizers (" + names +
+                  "), whose tokens differ, so per-token " + metric + " does not compare; use --metric bpb");
 }
 
 // One line of a report: a document under one of its treatments.
@@ -162,8 +185,11 @@ std::string warnings(const std::vector<json>& documents, const std::vector<std::
   const json& first = documents.front();
   for (std::size_t d = 0; d < documents.size(); ++d) {
     const json& document = documents[d];
-    bool same = document.at("data").at("checksum") == first.at("data").at("checksum") &&
-                document.at("data").at("split") == first.at("data").at("split");
+    // Other tokens of the same documents (another tokenizer) still compare in bits per byte.
+    const json& data = document.at("data");
+    const bool same_text = data.contains("text") && data.at("text") == first.at("data").value("text", json());
+    bool same = (data.at("checksum") == first.at("data").at("checksum") || same_text) &&
+                data.at("split") == first.at("data").at("split");
     for (const auto& protocol : document.at("protocols")) {
       for (const auto& reference : first.at("protocols")) {
         if (reference.at("name") == protocol.at("name") && reference != protocol) same = false;
@@ -200,7 +226,8 @@ std::string describe_result(const json& entry) {
         << fixed(entry["seconds"], 1) << " s";
     return out.str();
   }
-  out << "ppl " << fixed(entry["ppl"], 3) << " | bpb " << fixed(entry["bits_per_byte"], 4) << " | acc "
+  out << "ppl " << fixed(entry["ppl"], 3) << " | bpb "
+      << (entry["bits_per_byte"].is_null() ? std::string("-") : fixed(entry["bits_per_byte"], 4)) << " | acc "
       << fixed(100.0 * entry["accuracy"].get<double>(), 2) << "%";
   for (const char* part : {"natural", "copy"}) {
     if (entry.contains(part) && entry[part].value("tokens", int64_t(0)) > 0) {
@@ -281,6 +308,7 @@ std::string render_report(const std::vector<json>& documents, const ReportOption
     throw UserError("--metric " + options.metric + ": expected ppl, bpb, nll, acc, beyond_ppl or em");
   }
   if (!parts.count(options.part)) throw UserError("--part " + options.part + ": expected window, natural, copy or beyond");
+  check_comparable(documents, options.metric);
   const std::vector<Column> columns = report_columns(documents, options);
   if (su && columns.empty()) {
     throw UserError("--layout su: no nonoverlap or repeated rows (evaluate with --protocol nonoverlap,repeated)");

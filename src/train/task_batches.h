@@ -16,7 +16,7 @@ namespace extrap {
 // One split's examples (its documents) with their tokens and loss mask.
 struct TaskExamples {
   TaskExamples(const Dataset& dataset, const std::string& split);
-  const std::vector<uint16_t>& stream;
+  const TokenStream& stream;
   const std::vector<uint8_t>& mask;
   std::vector<DocumentEntry> examples;
   int64_t longest() const;  // tokens of the longest example

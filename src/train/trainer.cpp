@@ -60,19 +60,16 @@ std::string format_duration(double seconds) {
 }
 
 // [rows, length + 1] windows of the token stream; inputs are [:, :-1], targets [:, 1:].
-torch::Tensor gather_windows(const std::vector<uint16_t>& stream, const std::vector<int64_t>& offsets,
-                             int64_t length) {
+torch::Tensor gather_windows(const TokenStream& stream, const std::vector<int64_t>& offsets, int64_t length) {
   auto batch = torch::empty({int64_t(offsets.size()), length + 1}, torch::kInt64);
   auto* out = batch.data_ptr<int64_t>();
-  for (std::size_t r = 0; r < offsets.size(); ++r) {
-    for (int64_t t = 0; t <= length; ++t) out[r * (length + 1) + t] = stream[offsets[r] + t];
-  }
+  for (std::size_t r = 0; r < offsets.size(); ++r) stream.copy(offsets[r], length + 1, out + r * (length + 1));
   return batch;
 }
 
 // Mean next-token loss over consecutive windows of the validation stream (fixed, so comparable
 // across steps and runs).
-double validation_loss(GPT& model, const std::vector<uint16_t>& stream, const Positions& positions,
+double validation_loss(GPT& model, const TokenStream& stream, const Positions& positions,
                        int64_t batch_size, int64_t max_tokens, const Runtime& runtime) {
   const int64_t length = positions.size();
   torch::NoGradGuard no_grad;
@@ -234,8 +231,9 @@ void train(const TrainOptions& options) {
   const int64_t length = config.data.train_length;
   const int64_t vocab = dataset.metadata().at("tokenizer").at("vocab_size").get<int64_t>();
   if (config.model.vocab_size < vocab) {
-    throw UserError("model.vocab_size " + std::to_string(config.model.vocab_size) + " is smaller than the dataset's " +
-                    "vocabulary (" + std::to_string(vocab) + ")");
+    throw UserError("model.vocab_size " + std::to_string(config.model.vocab_size) + " is smaller than the vocabulary of " +
+                    config.data.dataset + " (" + std::to_string(vocab) + " ids); set model.vocab_size to at least " +
+                    std::to_string(vocab));
   }
   if (dataset.has_task()) {
     check_task_lengths(config, dataset);
@@ -275,7 +273,7 @@ void train(const TrainOptions& options) {
     write_json_atomic(run_dir / "run.json",
                       {{"tool", {{"name", "extrap"}, {"version", kVersion}, {"git_commit", kGitCommit}}},
                        {"created", utc_timestamp()},
-                       {"dataset", {{"path", config.data.dataset}, {"checksum", dataset.checksum()}}},
+                       {"dataset", dataset.identity()},
                        {"device", options.device},
                        {"precision", enum_name(kPrecisionNames, config.train.precision)},
                        {"threads", torch::get_num_threads()},
