@@ -170,8 +170,13 @@ int run_cli(int argc, char** argv) {
   PrepareOptions prepare;
   auto* data_cmd = app.add_subcommand(
       "data", "prepare a corpus (byte tokens split into train/val/test by document) or generate a synthetic task");
-  auto* corpus_option = data_cmd->add_option("--corpus", prepare.corpus, "brown, kjv or text");
+  auto* corpus_option = data_cmd->add_option("--corpus", prepare.corpus, "brown, kjv, text, jsonl or code");
   auto* input_option = data_cmd->add_option("--input", prepare.input, "raw corpus (see scripts/fetch_corpus.sh)");
+  auto* text_field_option =
+      data_cmd->add_option("--text-field", prepare.text_field, "jsonl: the string field that holds each document (default text)");
+  auto* extensions_option = data_cmd->add_option("--extensions", prepare.extensions,
+                                                 "code: extensions of the files read, comma-separated (default .c,.h)")
+                                ->delimiter(',');
   data_cmd->add_option("--out", prepare.output, "prepared dataset directory")->required();
   data_cmd->add_option("--seed", prepare.seed, "split seed (corpora) or generator seed (tasks)");
   auto* val_fraction_option = data_cmd->add_option("--val-fraction", prepare.val_fraction, "fraction of documents for validation");
@@ -312,7 +317,8 @@ int run_cli(int argc, char** argv) {
     if (*plot_cmd) return run_plot(plot_options);  // no LibTorch threads to set up for a Python child
     configure_threads(threads);
     if (*data_cmd && task_option->count()) {
-      for (const auto* option : {corpus_option, input_option, val_fraction_option, test_fraction_option}) {
+      for (const auto* option :
+           {corpus_option, input_option, val_fraction_option, test_fraction_option, text_field_option, extensions_option}) {
         if (option->count()) throw UserError(option->get_name() + " does not apply to --task datasets");
       }
       task_data.train_lengths = parse_length_range(train_lengths, "--train-lengths");
@@ -340,6 +346,8 @@ int run_cli(int argc, char** argv) {
       if (!corpus_option->count() || !input_option->count()) {
         throw UserError("data: give --corpus and --input (a corpus), or --task (a synthetic task)");
       }
+      if (text_field_option->count() && prepare.corpus != "jsonl") throw UserError("--text-field applies only to --corpus jsonl");
+      if (extensions_option->count() && prepare.corpus != "code") throw UserError("--extensions applies only to --corpus code");
       const auto metadata = prepare_dataset(prepare);
       for (const char* split : {"train", "val", "test"}) {
         spdlog::info("{}: {} documents, {} tokens", split, metadata["splits"][split]["documents"].get<int64_t>(),

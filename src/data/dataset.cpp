@@ -65,8 +65,9 @@ std::map<std::string, std::vector<std::size_t>> assign_splits(std::size_t n, con
 }
 
 void validate_options(const PrepareOptions& options) {
-  if (options.corpus != "brown" && options.corpus != "kjv" && options.corpus != "text") {
-    throw UserError("unknown corpus '" + options.corpus + "' (expected brown, kjv or text)");
+  const std::vector<std::string> corpora = {"brown", "kjv", "text", "jsonl", "code"};
+  if (std::find(corpora.begin(), corpora.end(), options.corpus) == corpora.end()) {
+    throw UserError("unknown corpus '" + options.corpus + "' (expected brown, kjv, text, jsonl or code)");
   }
   const auto check_fraction = [](const char* name, double value) {
     if (!(value >= 0 && value < 1)) {
@@ -83,7 +84,16 @@ void validate_options(const PrepareOptions& options) {
 std::vector<RawDocument> read_corpus(const PrepareOptions& options) {
   if (options.corpus == "brown") return read_brown(options.input);
   if (options.corpus == "kjv") return read_kjv(options.input);
+  if (options.corpus == "jsonl") return read_jsonl(options.input, options.text_field);
+  if (options.corpus == "code") return read_code(options.input, options.extensions);
   return read_text(options.input);
+}
+
+// The reader's own parameters, recorded beside the corpus name: they decide what text was read.
+json reader_parameters(const PrepareOptions& options) {
+  if (options.corpus == "jsonl") return {{"text_field", options.text_field}};
+  if (options.corpus == "code") return {{"extensions", options.extensions}};
+  return json::object();
 }
 
 // ---- Files ----------------------------------------------------------------------------------
@@ -330,13 +340,13 @@ json prepare_dataset(const PrepareOptions& options) {
   const auto assignment = assign_splits(docs.size(), options);
   std::map<std::string, SplitStream> streams;
   for (const auto& [name, indices] : assignment) streams[name] = build_stream(name, indices, docs);
-  return write_prepared_dataset(options.output,
-                                {{"corpus", options.corpus},
-                                 {"source", options.input.string()},
-                                 {"seed", options.seed},
-                                 {"val_fraction", options.val_fraction},
-                                 {"test_fraction", options.test_fraction}},
-                                streams);
+  json description = {{"corpus", options.corpus},
+                      {"source", options.input.string()},
+                      {"seed", options.seed},
+                      {"val_fraction", options.val_fraction},
+                      {"test_fraction", options.test_fraction}};
+  description.update(reader_parameters(options));
+  return write_prepared_dataset(options.output, std::move(description), streams);
 }
 
 json write_prepared_dataset(const fs::path& given_output, json description,
