@@ -14,6 +14,27 @@ for i in $(seq 1 24); do
 done
 "$extrap" data --corpus text --input "$work/corpus" --out "$work/data" >/dev/null 2>&1 || fail "data"
 
+# JSON Lines (blank lines skipped, documents named file:line) and a source tree (recursive, by
+# relative path); a bad line, a bad extension or a reader flag for another reader writes nothing.
+for i in $(seq 1 12); do printf '{"id": %s, "text": "Document %s: caf\\u00e9 \\"quoted\\""}\n\n' "$i" "$i"; done > "$work/docs.jsonl"
+"$extrap" data --corpus jsonl --input "$work/docs.jsonl" --out "$work/jsonl" >/dev/null 2>&1 || fail "data --corpus jsonl"
+grep -q $'\tdocs.jsonl:3$' "$work/jsonl/documents.tsv" || fail "jsonl document names: $(head -3 "$work/jsonl/documents.tsv")"
+mkdir -p "$work/tree/lib"
+for i in $(seq 1 8); do printf 'int f%s(void) { return %s; }\n' "$i" "$i" > "$work/tree/f$i.c"; done
+echo '#define LIB 1' > "$work/tree/lib/lib.h"; echo 'not code' > "$work/tree/README.txt"
+"$extrap" data --corpus code --input "$work/tree" --extensions .h,.c --out "$work/code" >/dev/null 2>&1 || fail "data --corpus code"
+[ "$(tail -n +2 "$work/code/documents.tsv" | wc -l)" -eq 9 ] || fail "code documents: $(cat "$work/code/documents.tsv")"
+grep -q $'\tlib/lib.h$' "$work/code/documents.tsv" || fail "code document names"
+printf '{"text": "fine"}\n{"text": ""}\n' > "$work/bad.jsonl"
+expect="bad.jsonl:2: field \"text\" is an empty string" expect_error "$extrap" data --corpus jsonl --input "$work/bad.jsonl" --out "$work/refused"
+expect='docs.jsonl:1: no "body" field (choose one with --text-field)' expect_error "$extrap" data --corpus jsonl --input "$work/docs.jsonl" --text-field body --out "$work/refused"
+expect="--text-field applies only to --corpus jsonl" expect_error "$extrap" data --corpus text --input "$work/corpus" --text-field body --out "$work/refused"
+expect="--extensions applies only to --corpus code" expect_error "$extrap" data --corpus jsonl --input "$work/docs.jsonl" --extensions .c --out "$work/refused"
+expect='extension "c": expected a dot and a suffix' expect_error "$extrap" data --corpus code --input "$work/tree" --extensions .h,c --out "$work/refused"
+expect="no files with the extensions .py found" expect_error "$extrap" data --corpus code --input "$work/tree" --extensions .py --out "$work/refused"
+expect="--text-field does not apply to --task datasets" expect_error "$extrap" data --task copy --text-field body --out "$work/refused"
+[ ! -e "$work/refused" ] || fail "a refused extrap data wrote its output"
+
 cat > "$work/tiny.json" <<JSON
 {"model": {"d_model": 32, "n_layers": 2, "n_heads": 2},
  "position": {"scheme": "rope"},

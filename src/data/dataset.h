@@ -32,8 +32,10 @@ inline constexpr uint16_t kEndOfText = 256;
 std::vector<uint16_t> encode_bytes(const std::string& text);
 
 struct PrepareOptions {
-  std::string corpus;  // brown | kjv | text (token shards: prepare_shard_dataset)
+  std::string corpus;  // brown | kjv | text | jsonl | code (token shards: prepare_shard_dataset)
   fs::path input;
+  std::string text_field = "text";                  // jsonl: the field that holds each document
+  std::vector<std::string> extensions = {".c", ".h"};  // code: the files read
   fs::path output;
   uint64_t seed = 0;
   double val_fraction = 0.05;
