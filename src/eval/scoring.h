@@ -5,6 +5,7 @@
 #include <functional>
 #include <vector>
 
+#include "model/documents.h"
 #include "model/gpt.h"
 #include "position/sampling.h"
 #include "runtime/runtime.h"
@@ -24,6 +25,9 @@ struct ScoringContext {
   const Runtime& runtime;
   int64_t dynamic_step = 0;  // > 0: the model is rebuilt every dynamic_step positions (context_ends)
   int64_t max_length = 0;    // positions the scheme can represent (learned tables); 0: any
+  // The documents of language-model windows (the run's data.* unless a treatment sets them);
+  // probes and tasks score one example per row and ignore them.
+  DocumentOptions documents = {};
 };
 
 }  // namespace extrap
