@@ -88,9 +88,11 @@ inline QueryKey transform(PositionScheme& scheme, const torch::Tensor& q, const 
 
 // The reference for both attention kernels, with full [T, T] matrices: softmax(scale S + bias over
 // the keys `mask` shows query i) v as [B, T, H, hd], where S = q k^T, or q_far k_far^T where
-// qk.far_from > 0 and i - j >= far_from.
+// qk.far_from > 0 and i - j >= far_from. With document starts [B, T], query i of row b also sees
+// only keys j >= starts[b, i].
 inline torch::Tensor naive_attention(const QueryKey& qk, const torch::Tensor& v, double scale,
-                                     const torch::Tensor& bias = {}, const KeyMask& mask = {}) {
+                                     const torch::Tensor& bias = {}, const KeyMask& mask = {},
+                                     const torch::Tensor& starts = {}) {
   const int64_t length = qk.q.size(2);
   auto scores = torch::matmul(qk.q, qk.k.transpose(-2, -1));
   if (qk.far_from > 0) {
@@ -102,7 +104,11 @@ inline torch::Tensor naive_attention(const QueryKey& qk, const torch::Tensor& v,
   auto visible = torch::zeros({length, length}, torch::kBool);
   for (int64_t i = 0; i < length; ++i)
     for (int64_t j = 0; j < length; ++j) visible[i][j] = mask.visible(i, j);
-  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity());
+  auto hidden = visible.logical_not();
+  if (starts.defined()) {
+    hidden = hidden | (torch::arange(length).view({1, 1, 1, length}) < starts.view({starts.size(0), 1, length, 1}));
+  }
+  scores = scores.masked_fill(hidden, -std::numeric_limits<float>::infinity());
   return torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2);
 }
 

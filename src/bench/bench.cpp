@@ -49,6 +49,18 @@ double matmul_peak_gflops(const Runtime& runtime) {
   return best;
 }
 
+// Random tokens [batch, length + 1]. With documents, the last vocabulary id ends one every
+// `document_length` tokens, at a different phase in each row, and appears nowhere else.
+torch::Tensor random_windows(int64_t batch, int64_t length, int64_t vocab, int64_t document_length,
+                             const torch::Device& device) {
+  auto tokens = torch::randint(0, document_length > 0 ? vocab - 1 : vocab, {batch, length + 1},
+                               torch::TensorOptions(torch::kInt64).device(device));
+  for (int64_t r = 0; document_length > 0 && r < batch; ++r) {
+    for (int64_t t = (r * 7) % document_length + 1; t <= length; t += document_length) tokens[r][t] = vocab - 1;
+  }
+  return tokens;
+}
+
 // Times options.steps training steps after options.warmup untimed ones: the train section of the results.
 nlohmann::json time_training(GPT& model, const RunConfig& config, const Runtime& runtime, const BenchOptions& options) {
   const int64_t batch = options.batch, length = config.data.train_length;
@@ -57,14 +69,17 @@ nlohmann::json time_training(GPT& model, const RunConfig& config, const Runtime&
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
   AdamW optimizer(named, {0.9, 0.999, 1e-8, 0.01});  // torch.optim.AdamW defaults, as in the reference
-  const auto tokens = torch::randint(0, config.model.vocab_size, {batch, length + 1},
-                                     torch::TensorOptions(torch::kInt64).device(runtime.device()));
+  const int64_t vocab = config.model.vocab_size;
+  const auto tokens = random_windows(batch, length, vocab, options.document_length, runtime.device());
+  const DocumentOptions documents =
+      options.document_length > 0 ? DocumentOptions{config.data.reset_positions, config.data.mask_documents, vocab - 1}
+                                   : DocumentOptions{};
   const double grad_clip = config.train.grad_clip;  // as `extrap train` clips, 1.0 unless --set
   int64_t step = 0;
   // The very step `extrap train` runs, at a fixed learning rate (its loss.item() waits for the device).
   auto timed_step = [&] {
     const auto positions = training_positions(config.position_sampling, length, config.seed, step++, runtime.device());
-    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip, runtime).applied) {
+    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip, runtime, {}, documents).applied) {
       throw std::runtime_error("bench: non-finite loss or gradient norm on random tokens");
     }
   };
@@ -86,6 +101,8 @@ nlohmann::json time_training(GPT& model, const RunConfig& config, const Runtime&
   const double peak = matmul_peak_gflops(runtime);
   return {{"step_ms", step_seconds * 1e3}, {"tokens_per_s", batch * length / step_seconds}, {"gflops", gflops},
           {"steps_timed", options.steps}, {"grad_clip", grad_clip}, {"peak_rss_mib", peak_rss},
+          {"document_length", options.document_length},
+          {"documents", {{"reset_positions", documents.reset_positions}, {"mask_documents", documents.mask_documents}}},
           {"matmul_peak_gflops", peak}, {"fraction_of_peak", gflops / peak}};
 }
 

@@ -18,12 +18,16 @@ struct BenchOptions {
   std::string device = "cpu";
   Precision precision = Precision::kFp32;
   std::vector<std::string> overrides;  // --set key=value on the reference config (scheme, attention)
+  // > 0: training windows hold documents of this many tokens, the last vocabulary id ending each,
+  // told apart as the config's data.reset_positions / data.mask_documents say.
+  int64_t document_length = 0;
 };
 
 // Times training steps (train_step, the step `extrap train` runs: clipping at train.grad_clip and the
 // schemes' post-update hooks included) of the fixed reference model (d_model 256, 4 layers, 4 heads, length 256,
 // batch 16 unless --batch, byte vocabulary, RoPE; the same model as shared/bench/nanogpt_step.py), one eval
 // forward at `eval_length`, and a large matmul as the machine's peak. See docs/performance.md.
+// With document_length, the training windows are packed documents (bench/documents.sh).
 nlohmann::json run_bench(const BenchOptions& options);
 
 }  // namespace extrap

@@ -325,6 +325,10 @@ int run_cli(int argc, char** argv) {
                         "fused, tiled, blockwise or sdpa (default: the runtime's choice for the device and precision)");
   bench_cmd->add_option("--attention-block", bench_options.attention_block, "query rows per attention block")
       ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--document-length", bench_options.document_length,
+                        "train on windows of documents this long, told apart as --set data.reset_positions / "
+                        "data.mask_documents say (bench/documents.sh)")
+      ->check(CLI::NonNegativeNumber);
   bench_cmd->add_option("--json", bench_json, "also write the figures to this JSON file");
   bench_cmd->add_option("--set", bench_options.overrides,
                         "override the reference config: --set position.scheme=alibi attention.window=64")

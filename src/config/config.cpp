@@ -65,6 +65,7 @@ void resolve(json& document, RunConfig& config, bool for_training) {
   resolve_layers(document, shape, config);
   config.position_sampling = resolve_position_sampling(document, config.data.train_length);
   check_position_sampling(config.position_sampling, config.schemes_in_use(), shape, for_training);
+  check_documents(config.data, config.schemes_in_use());
 
   if (m.bias) {
     for (const auto& layer : config.layers) {
@@ -77,6 +78,16 @@ void resolve(json& document, RunConfig& config, bool for_training) {
 }
 
 }  // namespace
+
+void check_documents(const DataConfig& data, const std::vector<PositionConfig>& schemes) {
+  if (!data.reset_positions || data.mask_documents) return;
+  for (const auto& p : schemes) {
+    if (find_scheme(p.scheme).hooks & kFarPassHook) {
+      fail("data.reset_positions", p.scheme + " merges its two score passes by token distance, which reset positions "
+                                   "follow only within a document (set data.mask_documents too)");
+    }
+  }
+}
 
 std::vector<PositionConfig> RunConfig::schemes_in_use() const {
   std::vector<PositionConfig> schemes{position};

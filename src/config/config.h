@@ -35,6 +35,11 @@ void apply_override(nlohmann::json& document, const std::string& assignment);
 // evaluation positions only, not the training ones.
 RunConfig config_from_json(const nlohmann::json& document, const std::string& source, bool for_training = true);
 
+// Throws UserError("data.reset_positions: ...") when some layer cannot take positions that restart
+// at every document: a two-pass scheme (ReRoPE) merges by token distance, which reset positions
+// follow only within a document, so it needs data.mask_documents as well.
+void check_documents(const DataConfig& data, const std::vector<PositionConfig>& schemes);
+
 // Attention settings as a complete JSON object, and back (with value checks; errors name `key`).
 nlohmann::json attention_json(const AttentionConfig& attention);
 AttentionConfig read_attention(const nlohmann::json& complete, const std::string& key);

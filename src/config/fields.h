@@ -58,6 +58,8 @@ template <typename Visitor>
 void visit(DataConfig& d, Visitor&& v) {
   v("dataset", d.dataset, NoCheck{});
   v("train_length", d.train_length, AtLeast{1});
+  v("reset_positions", d.reset_positions, NoCheck{});
+  v("mask_documents", d.mask_documents, NoCheck{});
 }
 
 template <typename Visitor>

@@ -65,6 +65,9 @@ struct LayerConfig {
 struct DataConfig {
   std::string dataset;          // required: a directory prepared by `extrap data`
   int64_t train_length = 128;  // tokens per training window
+  // Documents packed into a window (docs/model.md, "Documents in a window"); both off by default.
+  bool reset_positions = false;  // position ids restart at 0 at each document start
+  bool mask_documents = false;   // no query attends to a key of another document
 };
 
 // Numeric precision of training and evaluation: bf16 autocasts the matrix products to bfloat16;

@@ -72,7 +72,7 @@ void score_batch(GPT& model, const std::vector<EvalWindow>& windows, int64_t beg
   torch::Tensor logits;  // float32
   {
     const auto precision = context.runtime.precision_scope();
-    logits = model->forward(batch.slice(1, 0, end), positions.prefix(end)).slice(1, begin, end);
+    logits = model->forward(batch.slice(1, 0, end), positions.prefix(end), context.documents).slice(1, begin, end);
   }
   auto targets = batch.slice(1, begin + 1, end + 1);
   auto nll = -torch::log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
@@ -146,8 +146,10 @@ void copy_weights(GPT& from, GPT& to) {
   }
 }
 
-// What a results file records about one treatment: its overlay and the layers it produced.
-nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& variant, int64_t dynamic_step) {
+// What a results file records about one treatment: its overlay, the layers it produced and how the
+// documents of a window were told apart.
+nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& variant, int64_t dynamic_step,
+                              const DocumentOptions& documents) {
   nlohmann::json layers = nlohmann::json::array();
   for (std::size_t l = 0; l < variant.layers.size(); ++l) {
     layers.push_back({{"position", variant.layer_position(l).to_json()},
@@ -158,7 +160,9 @@ nlohmann::json treatment_json(const Treatment& treatment, const RunConfig& varia
           {"layers", layers},
           {"position_sampling", {{"eval", enum_name(kEvalPositionNames, variant.position_sampling.eval)},
                                  {"range", variant.position_sampling.range}}},
-          {"dynamic_step", dynamic_step}};
+          {"dynamic_step", dynamic_step},
+          {"documents", {{"reset_positions", documents.reset_positions}, {"mask_documents", documents.mask_documents},
+                         {"end_of_text", documents.active() ? nlohmann::json(documents.end_of_text) : nlohmann::json()}}}};
 }
 
 // A model reads ids: evaluating it on ids from another tokenizer would score nonsense.
@@ -312,10 +316,12 @@ nlohmann::json evaluate(const EvalOptions& options) {
   if (task_plan) protocol_list.push_back(task_plan->to_json());
   const std::vector<Evaluation> to_evaluate = evaluations(protocols, options);
   std::vector<int64_t> dynamic_steps;
+  std::vector<DocumentOptions> documents;
   nlohmann::json treatment_list = nlohmann::json::array();
   for (std::size_t t = 0; t < treatments.size(); ++t) {
     dynamic_steps.push_back(dynamic_step(treatments[t], treated[t]));
-    treatment_list.push_back(treatment_json(treatments[t], treated[t], dynamic_steps[t]));
+    documents.push_back(document_options(treated[t].data, dataset.metadata(), dataset_dir.string()));
+    treatment_list.push_back(treatment_json(treatments[t], treated[t], dynamic_steps[t], documents[t]));
   }
   nlohmann::json document = {
       {"schema", kResultsSchema},
@@ -352,7 +358,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
     const RunConfig& variant = treated[t];
     const ScoringContext context{stream,  dataset.tokenizer().token_bytes(), variant.position_sampling,
                                  config.data.train_length, options.batch_tokens, runtime, dynamic_steps[t],
-                                 variant.max_length(), &dataset.tokenizer(), &probe_text};
+                                 variant.max_length(), &dataset.tokenizer(), &probe_text, documents[t]};
     // Built per window length: inference-time treatments derive their extension factor from it.
     const ModelFactory make_model = [&](int64_t context_length) {
       GPT model = build_model(variant, context_length);

@@ -7,6 +7,7 @@
 
 #include "data/token_stream.h"
 #include "data/tokenizer.h"
+#include "model/documents.h"
 #include "model/gpt.h"
 #include "position/sampling.h"
 #include "runtime/runtime.h"
@@ -32,6 +33,9 @@ struct ScoringContext {
   // prompts when it is not the byte tokenizer (eval/probe_tokens.h). Null: bytes.
   const Tokenizer* tokenizer = nullptr;
   const TokenStream* probe_text = nullptr;
+  // The documents of language-model windows (the run's data.* unless a treatment sets them);
+  // probes and tasks score one example per row and ignore them.
+  DocumentOptions documents = {};
 };
 
 }  // namespace extrap

@@ -138,8 +138,8 @@ void treat_layers_entry(RunConfig& config, const RunConfig& trained, const json&
   }
 }
 
-// The model-wide part of a treatment (position, attention, position_sampling) as an overlay on the
-// trained run's resolved document, through the config's merge and validation. A treatment's
+// The model-wide part of a treatment (position, attention, position_sampling, data) as an overlay on
+// the trained run's resolved document, through the config's merge and validation. A treatment's
 // attention applies to every layer, so it is laid over each `layers` entry's settings too.
 RunConfig treat_model_wide(const RunConfig& trained, const json& overlay, const std::string& key) {
   json model_wide = json::object();
@@ -156,6 +156,11 @@ RunConfig treat_model_wide(const RunConfig& trained, const json& overlay, const 
     check_known_keys(overlay["position_sampling"], key + ".position_sampling", {"eval"});
     model_wide["position_sampling"] = overlay["position_sampling"];
   }
+  if (overlay.contains("data")) {  // how the documents of a window are told apart; the dataset stays
+    if (!overlay["data"].is_object()) throw UserError(key + ".data: expected an object");
+    check_known_keys(overlay["data"], key + ".data", {"mask_documents", "reset_positions"});
+    model_wide["data"] = overlay["data"];
+  }
   json document = trained.resolved;
   merge_config(document, model_wide, key);
   if (overlay.contains("attention")) {
@@ -167,7 +172,7 @@ RunConfig treat_model_wide(const RunConfig& trained, const json& overlay, const 
 }
 
 void treat(RunConfig& config, const json& overlay, const std::string& key) {
-  check_known_keys(overlay, key, {"position", "attention", "layers", "position_sampling", "dynamic"});
+  check_known_keys(overlay, key, {"position", "attention", "layers", "position_sampling", "data", "dynamic"});
   const RunConfig trained = config;
   config = treat_model_wide(trained, overlay, key);
   if (overlay.contains("layers")) {
@@ -243,6 +248,7 @@ RunConfig apply_treatment(const RunConfig& trained, const Treatment& treatment) 
   treat(config, substitute_train_length(treatment.overlay, trained.data.train_length, key), key);
   try {
     check_position_sampling(config.position_sampling, config.schemes_in_use(), config.shape(), /*training=*/false);
+    check_documents(config.data, config.schemes_in_use());
   } catch (const UserError& e) {
     throw UserError(key + ": " + e.what());
   }

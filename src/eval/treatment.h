@@ -7,12 +7,14 @@
 //    "attention": {"logn": "inference"},             // every layer
 //    "layers": [{"layers": [2], "position": {"scheme": "rerope", "window": 32}}],  // some layers
 //    "position_sampling": {"eval": "spread"},
+//    "data": {"mask_documents": false},               // documents in a window (reset_positions too)
 //    "dynamic": true}                                 // dynamic scaling: see dynamic_step
 // The overlay goes through the config's own merge and validation (merge_config, the scheme
 // switching rule of overlay_position, resolve_position, read_attention). What it may change is
 // declared, not listed here: a scheme's inference-time parameters (SchemeParam::inference), a
 // switch within a scheme family (SchemeInfo::family), the attention settings of
-// kInferenceAttentionSettings (a trained log-n stays), and position_sampling.eval. Layer
+// kInferenceAttentionSettings (a trained log-n stays), position_sampling.eval, and
+// data.reset_positions / data.mask_documents. Layer
 // selections are as in a config's `layers`, or "full": the layers trained with full attention
 // (HWFA2). The strings "$train_length", "$train_length/N", "$train_length*M" and
 // "$train_length*M/N" stand for the run's training length and its multiples (rounded down, at

@@ -17,9 +17,10 @@ torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor
   if (qk.has_far()) scaled.q_far = qk.q_far * call.scale;
   const BiasSource biases{&call.scheme, call.positions};
   std::vector<torch::Tensor> outputs;
-  for (const auto& plan : plan_attention(length, call.block, call.mask, qk.has_far() ? qk.far_from : 0)) {
+  const auto plans = plan_attention(length, call.block, call.mask, qk.has_far() ? qk.far_from : 0, call.documents.view());
+  for (const auto& plan : plans) {
     auto scores = block_scores(scaled, plan);  // [B, H, rows, columns], float32
-    scores = scores + mask_tile(plan, call.mask, scores.options());
+    scores = scores + mask_tile(plan, call.mask, scores.options(), call.documents);
     if (const auto bias = biases.block_bias(plan); bias.defined()) scores = scores + bias;
     auto probs = torch::softmax(scores, -1);
     if (training && dropout > 0) probs = torch::dropout(probs, dropout, true);
@@ -36,8 +37,10 @@ torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor
 
 torch::Tensor sdpa_causal_attention(const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call,
                                     double dropout, bool training) {
-  // A scheme's bias is the same kind of tensor for every block: probing one score tells.
-  const bool plain = !qk.has_far() && !call.scheme.score_bias(call.positions, 0, 1, 0, 1).defined();
+  // A scheme's bias is the same kind of tensor for every block: probing one score tells. Document
+  // masks go to the tiled kernel too (its per-row mask needs no [B, T, T] tensor).
+  const bool plain = !qk.has_far() && !call.documents.defined() &&
+                     !call.scheme.score_bias(call.positions, 0, 1, 0, 1).defined();
   if (!compat::kHasSdpa || !plain) {
     return training && dropout > 0 ? blockwise_causal_attention(qk, v, call, dropout, training)
                                    : tiled_causal_attention(qk, v, call);
@@ -53,29 +56,49 @@ torch::Tensor sdpa_causal_attention(const QueryKey& qk, const torch::Tensor& v, 
       .transpose(1, 2);
 }
 
-torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length) {
+namespace {
+
+// The keys query i sees when its document starts at key `first` (0: the window's start): the
+// window's [lo, i] and sinks [0, min(sinks, lo)), both from `first` on.
+int64_t visible_keys(const AttentionConfig& attention, int64_t i, int64_t first) {
+  const int64_t lo = attention.window > 0 ? std::max<int64_t>(0, i - attention.window + 1) : 0;
+  const int64_t sink_end = attention.window > 0 ? std::min(attention.sinks, lo) : 0;
+  return (i + 1 - std::max(lo, first)) + std::max<int64_t>(0, sink_end - first);
+}
+
+// The factor of a query that sees `visible` keys and is token `index` of its document.
+double query_scale(const AttentionConfig& attention, int64_t index, int64_t visible, double log_train) {
+  double scale = 1.0;
+  if (attention.logn == LognMode::kTrain) {
+    // Su's bert4keras softmax_plus: n = the number of keys the query sees, floored.
+    scale = std::log(double(std::max(visible, attention.logn_floor))) / log_train;
+  } else if (attention.logn == LognMode::kInference) {
+    scale = std::max(1.0, std::log(double(index + 1)) / log_train);  // logn†: unchanged within L_train
+  }
+  if (attention.qk_norm == QkNorm::kCosine && attention.cosine_scale == CosineScale::kPosition) {
+    scale *= 4.0 * std::log(double(index + 1));
+  }
+  return scale;
+}
+
+}  // namespace
+
+torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length,
+                           const DocumentStarts& documents) {
   const bool logn = attention.logn != LognMode::kNone;
   const bool cosine_by_position = attention.qk_norm == QkNorm::kCosine && attention.cosine_scale == CosineScale::kPosition;
   if (!logn && !cosine_by_position) return {};
-  std::vector<float> scales(length, 1.0f);
+  const int64_t rows = documents.defined() ? documents.batch : 1;
+  std::vector<float> scales(rows * length, 1.0f);
   const double log_train = std::log(double(train_length));
-  for (int64_t i = 0; i < length; ++i) {
-    double scale = 1.0;
-    if (attention.logn == LognMode::kTrain) {
-      // Su's bert4keras softmax_plus: n = the number of keys the query sees, floored.
-      int64_t visible = i + 1;
-      if (attention.window > 0) {
-        const int64_t lo = std::max<int64_t>(0, i - attention.window + 1);
-        visible = (i + 1 - lo) + std::min(attention.sinks, lo);
-      }
-      scale = std::log(double(std::max(visible, attention.logn_floor))) / log_train;
-    } else if (attention.logn == LognMode::kInference) {
-      scale = std::max(1.0, std::log(double(i + 1)) / log_train);  // logn†: unchanged within L_train
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < length; ++i) {
+      const int64_t first = documents.defined() ? documents.row(r)[i] : 0;
+      scales[r * length + i] = float(query_scale(attention, i - first, visible_keys(attention, i, first), log_train));
     }
-    if (cosine_by_position) scale *= 4.0 * std::log(double(i + 1));
-    scales[i] = float(scale);
   }
-  return torch::tensor(scales);
+  const auto tensor = torch::tensor(scales);
+  return documents.defined() ? tensor.view({rows, length}) : tensor;
 }
 
 double score_scale(const AttentionConfig& attention, int64_t head_dim, int64_t train_length) {
@@ -106,7 +129,8 @@ void CausalSelfAttentionImpl::init_weights(double std, double residual_std) {
   init_linear(proj_, residual_std);
 }
 
-torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Positions& positions) {
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Positions& positions,
+                                               const DocumentMask& documents) {
   const int64_t batch = x.size(0), length = x.size(1);
   // [B, T, 3, H, hd] -> three [B, H, T, hd]. unbind's backward is one stack; indexing would
   // zero-fill a full-size gradient per part.
@@ -122,14 +146,14 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
   if (attention_.qk_norm == QkNorm::kQuery || attention_.qk_norm == QkNorm::kCosine) qk.q = unit(qk.q);
   if (attention_.qk_norm == QkNorm::kKey || attention_.qk_norm == QkNorm::kCosine) qk.k = unit(qk.k);
   scheme_->transform_qk(qk, positions);
-  const auto scales = query_scales(attention_, length, train_length_);
+  const auto scales = query_scales(attention_, length, train_length_, documents.view());
   if (scales.defined()) {
-    const auto per_query = scales.to(qk.q.device()).view({1, 1, length, 1});
+    const auto per_query = scales.to(qk.q.device()).view({scales.dim() == 2 ? batch : 1, 1, length, 1});
     qk.q = qk.q * per_query;
     if (qk.has_far()) qk.q_far = qk.q_far * per_query;
   }
   const AttentionCall call{*scheme_, positions, KeyMask{attention_.window, attention_.sinks}, block_,
-                           score_scale(attention_, head_dim_, train_length_), product_dtype_};
+                           score_scale(attention_, head_dim_, train_length_), product_dtype_, documents};
   torch::Tensor y;
   if (kernel_ == AttentionKernel::kSdpa) {
     y = sdpa_causal_attention(qk, v, call, dropout_, is_training());

@@ -42,7 +42,9 @@ inline constexpr EnumName<AttentionKernel> kAttentionKernelNames[] = {{Attention
 // Per-query factors that multiply the queries (logits) of one layer, [T] float32, or undefined when
 // every factor is 1: log-n scaling (Su: log_{L_train} of the number of visible keys, floored, in
 // training; max(1, log_{L_train}(i+1)) at inference, "logn†") and CosA's position-dependent log n.
-torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length);
+// With documents, [B, T]: a query sees its document's keys only, and i counts from its start.
+torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length,
+                           const DocumentStarts& documents = {});
 // The constant in front of q.k: 1/sqrt(d), 1 for QNA/KNA (the unit vector replaces it), 4 log n for CosA.
 double score_scale(const AttentionConfig& attention, int64_t head_dim, int64_t train_length);
 
@@ -50,7 +52,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
   CausalSelfAttentionImpl(const ModelConfig& model, const AttentionConfig& attention,
                           std::shared_ptr<PositionScheme> scheme, int64_t train_length);
-  torch::Tensor forward(const torch::Tensor& x, const Positions& positions);
+  torch::Tensor forward(const torch::Tensor& x, const Positions& positions, const DocumentMask& documents = {});
   void set_block_size(int64_t block) { block_ = block; }
   // The kernel and the dtype of its matrix products (the tiled kernel's; the fused one is float32).
   void set_kernel(AttentionKernel kernel, c10::ScalarType products) {

@@ -1,6 +1,7 @@
 #pragma once
 // The arguments both attention kernels take besides queries, keys and values.
 #include "model/attention_plan.h"
+#include "model/documents.h"
 #include "position/scheme.h"
 
 namespace extrap {
@@ -14,6 +15,7 @@ struct AttentionCall {
   // The dtype of the tiled kernel's matrix products (bf16 under bf16 precision); other kernels
   // ignore it.
   c10::ScalarType product_dtype = c10::kFloat;
+  DocumentMask documents = {};  // defined: no query sees a key of another document
 };
 
 }  // namespace extrap

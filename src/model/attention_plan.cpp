@@ -43,15 +43,16 @@ int64_t BlockPlan::column_of(int64_t key) const {
   return -1;
 }
 
-int BlockPlan::visible_columns(int64_t i, const KeyMask& mask, int64_t out[2][2]) const {
-  // Visible keys: [lo, i] plus, with a window, the sinks [0, min(sinks, lo)). Both ranges lie inside
-  // one segment each (segments were built from the same bounds), so they map to column ranges.
-  const int64_t lo = mask.window == 0 ? 0 : std::max<int64_t>(0, i - mask.window + 1);
+int BlockPlan::visible_columns(int64_t i, const KeyMask& mask, int64_t out[2][2], int64_t first_key) const {
+  // Visible keys: [lo, i] plus, with a window, the sinks [first_key, min(sinks, lo)), where lo is
+  // the window's first key or the document's. Both ranges lie inside one segment each (segments
+  // were built from the same bounds), so they map to column ranges.
+  const int64_t lo = std::max(first_key, mask.window == 0 ? 0 : std::max<int64_t>(0, i - mask.window + 1));
   int count = 0;
   const int64_t sink_end = std::min(mask.sinks, lo);
-  if (mask.window > 0 && sink_end > 0) {
-    out[count][0] = column_of(0);
-    out[count][1] = out[count][0] + sink_end;
+  if (mask.window > 0 && sink_end > first_key) {
+    out[count][0] = column_of(first_key);
+    out[count][1] = out[count][0] + (sink_end - first_key);
     ++count;
   }
   out[count][0] = column_of(lo);
@@ -59,7 +60,38 @@ int BlockPlan::visible_columns(int64_t i, const KeyMask& mask, int64_t out[2][2]
   return count + 1;
 }
 
-std::vector<BlockPlan> plan_attention(int64_t length, int64_t block, const KeyMask& mask, int64_t far_from) {
+BlockPlan BlockPlan::from_key(int64_t first_key) const {
+  BlockPlan plan{q_begin, q_end, {}, {}, 0};
+  for (const auto& segment : segments) {
+    const int64_t begin = std::max(segment.begin, first_key);
+    if (begin >= segment.end) continue;
+    plan.segments.push_back({begin, segment.end, plan.columns});
+    plan.columns += segment.end - begin;
+  }
+  const int64_t dropped = columns - plan.columns;  // keys before first_key come first
+  for (const auto& span : spans) {
+    const int64_t begin = std::max(span.begin, first_key);
+    if (begin < span.end) plan.spans.push_back({begin, span.end, span.column + (begin - span.begin) - dropped, span.pass});
+  }
+  return plan;
+}
+
+RowBlock row_block(const BlockPlan& block, const DocumentStarts& documents, int64_t b) {
+  if (!documents.defined()) return {&block, {}, 0, nullptr};
+  const int64_t* first_keys = documents.row(b) + block.q_begin;
+  BlockPlan clipped = block.from_key(first_keys[0]);
+  const int64_t skipped = block.columns - clipped.columns;
+  return {&block, std::move(clipped), skipped, first_keys};
+}
+
+int64_t DocumentStarts::floor(int64_t q_begin) const {
+  int64_t first = row(0)[q_begin];
+  for (int64_t b = 1; b < batch; ++b) first = std::min(first, row(b)[q_begin]);
+  return first;
+}
+
+std::vector<BlockPlan> plan_attention(int64_t length, int64_t block, const KeyMask& mask, int64_t far_from,
+                                      const DocumentStarts& documents) {
   std::vector<BlockPlan> plans;
   for (int64_t q_begin = 0; q_begin < length; q_begin += block) {
     BlockPlan plan{q_begin, std::min(length, q_begin + block), {}, {}, 0};
@@ -68,7 +100,7 @@ std::vector<BlockPlan> plan_attention(int64_t length, int64_t block, const KeyMa
       add_spans(segment, plan.q_begin, plan.q_end, far_from, plan.spans);
       plan.columns += segment.end - segment.begin;
     }
-    plans.push_back(std::move(plan));
+    plans.push_back(documents.defined() ? plan.from_key(documents.floor(q_begin)) : std::move(plan));
   }
   return plans;
 }

@@ -7,6 +7,7 @@ void save_attention_state(torch::autograd::AutogradContext* ctx, const Attention
   saved.insert(saved.end(), state.params.begin(), state.params.end());
   ctx->save_for_backward(saved);
   ctx->saved_data["biases"] = c10::IValue::make_capsule(state.biases);
+  ctx->saved_data["documents"] = c10::IValue::make_capsule(state.documents);
   ctx->saved_data["far_from"] = state.far_from;
   ctx->saved_data["window"] = state.mask.window;
   ctx->saved_data["sinks"] = state.mask.sinks;
@@ -27,6 +28,7 @@ AttentionState load_attention_state(torch::autograd::AutogradContext* ctx, std::
   state.tensors.assign(saved.begin(), saved.begin() + tensor_count);
   state.params.assign(saved.begin() + tensor_count, saved.end());
   state.biases = c10::static_intrusive_pointer_cast<BiasSourceHolder>(ctx->saved_data["biases"].toCapsule());
+  state.documents = c10::static_intrusive_pointer_cast<DocumentMaskHolder>(ctx->saved_data["documents"].toCapsule());
   state.far_from = ctx->saved_data["far_from"].toInt();
   state.mask = {ctx->saved_data["window"].toInt(), ctx->saved_data["sinks"].toInt()};
   state.block = ctx->saved_data["block"].toInt();

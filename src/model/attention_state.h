@@ -7,16 +7,26 @@
 
 namespace extrap {
 
+// Carries a call's document mask through an autograd context, as BiasSourceHolder its biases.
+struct DocumentMaskHolder : torch::CustomClassHolder {
+  explicit DocumentMaskHolder(DocumentMask documents) : documents(std::move(documents)) {}
+  DocumentMask documents;
+};
+
 struct AttentionState {
   std::vector<torch::Tensor> tensors;  // the function's own, in its order
   std::vector<torch::Tensor> params;   // the scheme's learnable parameters (inputs of the function)
   c10::intrusive_ptr<BiasSourceHolder> biases;
+  c10::intrusive_ptr<DocumentMaskHolder> documents;
   int64_t far_from = 0;  // 0: a single pass
   KeyMask mask;
   int64_t block = 64;
   double scale = 1.0;
   const BiasSource& bias_source() const { return biases->source; }
-  std::vector<BlockPlan> plans(int64_t length) const { return plan_attention(length, block, mask, far_from); }
+  const DocumentMask& document_mask() const { return documents->documents; }
+  std::vector<BlockPlan> plans(int64_t length) const {
+    return plan_attention(length, block, mask, far_from, document_mask().view());
+  }
   // One block's bias asked for again in backward, with an autograd graph when a parameter needs a
   // gradient (backward itself runs with gradients off).
   torch::Tensor backward_bias(const BlockPlan& plan) const;

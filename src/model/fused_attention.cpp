@@ -36,10 +36,11 @@ struct BiasTile {
   int64_t row_stride = 0;
 };
 
-BiasTile bias_tile(const torch::Tensor& bias4, int64_t b, int64_t h) {
+// `skipped`: leading columns of the block's bias that the row's tile leaves out (RowBlock).
+BiasTile bias_tile(const torch::Tensor& bias4, int64_t b, int64_t h, int64_t skipped) {
   if (!bias4.defined()) return {};
   return {bias4.data_ptr<float>() + (bias4.size(0) == 1 ? 0 : b * bias4.stride(0)) +
-              (bias4.size(1) == 1 ? 0 : h * bias4.stride(1)),
+              (bias4.size(1) == 1 ? 0 : h * bias4.stride(1)) + skipped,
           bias4.size(2) == 1 ? 0 : bias4.stride(2)};
 }
 
@@ -114,10 +115,11 @@ void zero_invisible(float* s, const int64_t ranges[2][2], int n, int64_t cols) {
 
 // Row r of a score tile with its bias added over the visible columns, whose ranges (n of them) are
 // written to `ranges`.
-float* biased_row(float* scores, int64_t r, const BlockPlan& plan, const KeyMask& mask, const BiasTile& bias,
+float* biased_row(float* scores, int64_t r, const RowBlock& row, const KeyMask& mask, const BiasTile& bias,
                   int64_t ranges[2][2], int& n) {
+  const BlockPlan& plan = row.plan();
   float* s = scores + r * plan.columns;
-  n = plan.visible_columns(plan.q_begin + r, mask, ranges);
+  n = plan.visible_columns(plan.q_begin + r, mask, ranges, row.first_key(r));
   if (bias.data) add_bias(s, ranges, n, bias.data + r * bias.row_stride);
   return s;
 }
@@ -125,12 +127,12 @@ float* biased_row(float* scores, int64_t r, const BlockPlan& plan, const KeyMask
 // In place over one score tile: add the bias, softmax each row over its visible columns, and zero the
 // rest (never exponentiated, so no -inf needed). lse (when given) receives each row's log-sum-exp,
 // all that backward needs to rebuild the probabilities from recomputed scores.
-void masked_softmax(float* scores, const BlockPlan& plan, const KeyMask& mask, const BiasTile& bias, float* lse) {
-  const int64_t cols = plan.columns;
-  for (int64_t r = 0; r < plan.rows(); ++r) {
+void masked_softmax(float* scores, const RowBlock& row, const KeyMask& mask, const BiasTile& bias, float* lse) {
+  const int64_t cols = row.plan().columns;
+  for (int64_t r = 0; r < row.plan().rows(); ++r) {
     int64_t ranges[2][2];
     int n;
-    float* s = biased_row(scores, r, plan, mask, bias, ranges, n);
+    float* s = biased_row(scores, r, row, mask, bias, ranges, n);
     // A NaN score makes its row NaN (through exp), and so does a +inf one (inf - inf); -inf weighs 0.
     float max = s[ranges[0][0]];
     for (int g = 0; g < n; ++g) {
@@ -154,13 +156,13 @@ void masked_softmax(float* scores, const BlockPlan& plan, const KeyMask& mask, c
 
 // Backward's rebuild of masked_softmax's output from the same scores and the saved log-sum-exp:
 // P = exp(s + bias - lse) over the visible columns, 0 elsewhere.
-void probabilities_from_lse(float* scores, const BlockPlan& plan, const KeyMask& mask, const BiasTile& bias,
+void probabilities_from_lse(float* scores, const RowBlock& row, const KeyMask& mask, const BiasTile& bias,
                             const float* lse) {
-  const int64_t cols = plan.columns;
-  for (int64_t r = 0; r < plan.rows(); ++r) {
+  const int64_t cols = row.plan().columns;
+  for (int64_t r = 0; r < row.plan().rows(); ++r) {
     int64_t ranges[2][2];
     int n;
-    float* s = biased_row(scores, r, plan, mask, bias, ranges, n);
+    float* s = biased_row(scores, r, row, mask, bias, ranges, n);
     for (int g = 0; g < n; ++g) {
       float* x = s + ranges[g][0];
       const int64_t width = ranges[g][1] - ranges[g][0];
@@ -192,28 +194,41 @@ HeadInputs head_inputs(const Inputs& in, int64_t b, int64_t h) {
 // Forward over all blocks into out [B, T, H, hd]. With lse ([B, H, T] float32) the rows' log-sum-exp
 // is stored for backward; the probabilities themselves live in one per-thread tile only.
 void attention_forward(const Inputs& in, const std::vector<BlockPlan>& plans, const KeyMask& mask,
-                       const BiasSource& biases, float scale, torch::Tensor& out, torch::Tensor* lse) {
+                       const BiasSource& biases, const DocumentStarts& documents, float scale, torch::Tensor& out,
+                       torch::Tensor* lse) {
   const int64_t batch = in.q.size(0), heads = in.q.size(1), length = in.q.size(2), dim = in.q.size(3);
-  for (const BlockPlan& plan : plans) {
-    const int64_t rows = plan.rows(), cols = plan.columns;
-    const auto bias = biases.block_bias(plan);
+  for (const BlockPlan& block : plans) {
+    const auto bias = biases.block_bias(block);
     const auto bias4 = bias.defined() ? as_4d(bias) : torch::Tensor();
     at::parallel_for(0, batch * heads, 1, [&](int64_t first, int64_t last) {
-      std::vector<float> tile(rows * cols), scratch;
+      std::vector<float> tile(block.rows() * block.columns), scratch;
       for (int64_t bh = first; bh < last; ++bh) {
         const int64_t b = bh / heads, h = bh % heads;
+        const RowBlock row = row_block(block, documents, b);
+        const BlockPlan& plan = row.plan();
         const auto hi = head_inputs(in, b, h);
         float* p = tile.data();
         block_scores(plan, hi, dim, scale, in.far_from, p, scratch);
-        masked_softmax(p, plan, mask, bias_tile(bias4, b, h), lse ? lse->data_ptr<float>() + bh * length + plan.q_begin : nullptr);
+        masked_softmax(p, row, mask, bias_tile(bias4, b, h, row.skipped),
+                       lse ? lse->data_ptr<float>() + bh * length + plan.q_begin : nullptr);
         float* o = out.data_ptr<float>() + (b * length + plan.q_begin) * heads * dim + h * dim;  // [B, T, H, hd]
         for (std::size_t s = 0; s < plan.segments.size(); ++s) {
           const auto& seg = plan.segments[s];
-          gemm(false, false, rows, dim, seg.end - seg.begin, 1.0f, p + seg.column, cols, hi.v.row(seg.begin),
-               hi.v.row_stride, s == 0 ? 0.0f : 1.0f, o, heads * dim);
+          gemm(false, false, plan.rows(), dim, seg.end - seg.begin, 1.0f, p + seg.column, plan.columns,
+               hi.v.row(seg.begin), hi.v.row_stride, s == 0 ? 0.0f : 1.0f, o, heads * dim);
         }
       }
     });
+  }
+}
+
+// One (batch, head) tile's score gradients [rows, row columns] into its slice of the block's
+// [B, H, rows, columns] bias gradient, zero in the columns the row left out.
+void store_score_grads(const std::vector<float>& d_s, const RowBlock& row, float* grad_scores) {
+  const int64_t rows = row.plan().rows(), width = row.plan().columns, columns = width + row.skipped;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::fill(grad_scores + r * columns, grad_scores + r * columns + row.skipped, 0.0f);
+    std::copy(d_s.begin() + r * width, d_s.begin() + (r + 1) * width, grad_scores + r * columns + row.skipped);
   }
 }
 
@@ -273,16 +288,18 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
   // gradients through this function.
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
                                torch::Tensor q_far, torch::Tensor k_far, at::TensorList bias_params,
-                               c10::intrusive_ptr<BiasSourceHolder> biases, int64_t far_from, int64_t window,
+                               c10::intrusive_ptr<BiasSourceHolder> biases,
+                               c10::intrusive_ptr<DocumentMaskHolder> documents, int64_t far_from, int64_t window,
                                int64_t sinks, int64_t block, double scale) {
     Inputs in{blas_ready(q), blas_ready(k), blas_ready(v), blas_ready(q_far), blas_ready(k_far), far_from};
     const KeyMask mask{window, sinks};
-    const auto plans = plan_attention(q.size(2), block, mask, far_from);
+    const auto starts = documents->documents.view();
+    const auto plans = plan_attention(q.size(2), block, mask, far_from, starts);
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
     auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options());
-    attention_forward(in, plans, mask, biases->source, float(scale), out, &lse);
-    save_attention_state(ctx, {{in.q, in.k, in.v, in.q_far, in.k_far, out, lse}, bias_params.vec(), biases, far_from,
-                               mask, block, scale});
+    attention_forward(in, plans, mask, biases->source, starts, float(scale), out, &lse);
+    save_attention_state(ctx, {{in.q, in.k, in.v, in.q_far, in.k_far, out, lse}, bias_params.vec(), biases, documents,
+                               far_from, mask, block, scale});
     return out;
   }
 
@@ -296,6 +313,7 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     const auto& params = state.params;
     const KeyMask& mask = state.mask;
     const auto plans = state.plans(in.q.size(2));
+    const auto starts = state.document_mask().view();
     const float scale = float(state.scale);
     const auto grad_out = grad_outputs[0].contiguous();  // [B, T, H, hd]
     const int64_t batch = in.q.size(0), heads = in.q.size(1), length = in.q.size(2), dim = in.q.size(3);
@@ -309,19 +327,22 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
                       two_pass ? zeros_in_projection_layout() : torch::Tensor(),
                       two_pass ? zeros_in_projection_layout() : torch::Tensor()};
     std::vector<torch::Tensor> param_grads(params.size());
-    for (const BlockPlan& plan : plans) {
-      const int64_t rows = plan.rows(), cols = plan.columns;
-      const torch::Tensor bias = state.backward_bias(plan);
+    for (const BlockPlan& block : plans) {
+      const torch::Tensor bias = state.backward_bias(block);
       const auto bias4 = bias.defined() ? as_4d(bias.detach()) : torch::Tensor();
       const bool bias_grad = bias.defined() && bias.requires_grad();
-      auto grad_scores = bias_grad ? torch::empty({batch, heads, rows, cols}, in.q.options()) : torch::Tensor();
+      auto grad_scores =
+          bias_grad ? torch::empty({batch, heads, block.rows(), block.columns}, in.q.options()) : torch::Tensor();
       at::parallel_for(0, batch * heads, 1, [&](int64_t first, int64_t last) {
-        std::vector<float> p(rows * cols), d_s(rows * cols), scratch, split;
+        std::vector<float> p(block.rows() * block.columns), d_s(block.rows() * block.columns), scratch, split;
         for (int64_t bh = first; bh < last; ++bh) {
           const int64_t b = bh / heads, h = bh % heads;
+          const RowBlock row = row_block(block, starts, b);
+          const BlockPlan& plan = row.plan();
+          const int64_t rows = plan.rows(), cols = plan.columns;
           const auto hi = head_inputs(in, b, h);
           block_scores(plan, hi, dim, scale, far_from, p.data(), scratch);
-          probabilities_from_lse(p.data(), plan, mask, bias_tile(bias4, b, h),
+          probabilities_from_lse(p.data(), row, mask, bias_tile(bias4, b, h, row.skipped),
                                  lse.data_ptr<float>() + bh * length + plan.q_begin);
           const float* d_out = grad_out.data_ptr<float>() + (b * length + plan.q_begin) * heads * dim + h * dim;
           const auto gv = head(grads.v, b, h);
@@ -334,14 +355,14 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
           }
           softmax_backward(d_s.data(), p.data(), row_dot.data_ptr<float>() + bh * length + plan.q_begin, rows, cols);
           score_grads(plan, hi, d_s.data(), dim, scale, far_from, grads, b, h, split);
-          if (bias_grad) std::copy(d_s.begin(), d_s.end(), grad_scores.data_ptr<float>() + bh * rows * cols);
+          if (bias_grad) store_score_grads(d_s, row, grad_scores.data_ptr<float>() + bh * block.rows() * block.columns);
         }
       });
       if (bias_grad) add_bias_parameter_grads(bias, grad_scores, params, param_grads);
     }
     variable_list result{grads.q, grads.k, grads.v, grads.q_far, grads.k_far};
     result.insert(result.end(), param_grads.begin(), param_grads.end());
-    for (int extra = 0; extra < 6; ++extra) result.push_back(torch::Tensor());  // biases, far_from, ..., scale
+    for (int extra = 0; extra < 7; ++extra) result.push_back(torch::Tensor());  // biases, documents, far_from, ..., scale
     return result;
   }
 };
@@ -356,12 +377,14 @@ torch::Tensor fused_causal_attention(const QueryKey& qk, const torch::Tensor& v,
   const auto params = learnable_parameters(call.scheme);
   if (needs_backward(qk, v, params)) {
     return CausalAttentionFunction::apply(qk.q, qk.k, v, q_far, k_far, at::TensorList(params),
-                                          c10::make_intrusive<BiasSourceHolder>(biases), far_from, call.mask.window,
-                                          call.mask.sinks, call.block, call.scale);
+                                          c10::make_intrusive<BiasSourceHolder>(biases),
+                                          c10::make_intrusive<DocumentMaskHolder>(call.documents), far_from,
+                                          call.mask.window, call.mask.sinks, call.block, call.scale);
   }
   auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, qk.q.options());
   const Inputs in{blas_ready(qk.q), blas_ready(qk.k), blas_ready(v), blas_ready(q_far), blas_ready(k_far), far_from};
-  attention_forward(in, plan_attention(qk.q.size(2), call.block, call.mask, far_from), call.mask, biases,
+  const auto starts = call.documents.view();
+  attention_forward(in, plan_attention(qk.q.size(2), call.block, call.mask, far_from, starts), call.mask, biases, starts,
                     float(call.scale), out, nullptr);
   return out;
 }

@@ -25,8 +25,8 @@ BlockImpl::BlockImpl(const ModelConfig& config, const AttentionConfig& attention
       "fc_proj", torch::nn::Linear(torch::nn::LinearOptions(config.mlp_width(), config.d_model).bias(config.bias)));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Positions& positions) {
-  auto h = x + attn(ln1_(x), positions);
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Positions& positions, const DocumentMask& documents) {
+  auto h = x + attn(ln1_(x), positions, documents);
   auto mlp = linear(torch::gelu(linear(ln2_(h), fc_)), fc_proj_);
   return h + torch::dropout(mlp, dropout_, is_training());
 }
@@ -111,12 +111,13 @@ int64_t GPTImpl::parameter_count() const {
   return total;
 }
 
-torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& positions) {
+torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& positions, const DocumentOptions& documents) {
+  const WindowLayout window = window_layout(tokens, positions, documents);
   auto x = wte_(tokens);
-  auto position_embedding = scheme_->input_embedding(positions);
+  auto position_embedding = scheme_->input_embedding(window.positions);
   if (position_embedding.defined()) x = x + position_embedding;
   x = torch::dropout(x, config_.dropout, is_training());
-  for (auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x, positions);
+  for (auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x, window.positions, window.documents);
   x = ln_f_(x);
   // float32 also when autocast ran the head in bf16: the loss and the evaluation NLL need it.
   return torch::linear(x, lm_head_ ? lm_head_->weight : wte_->weight).to(torch::kFloat32);

@@ -5,6 +5,7 @@
 
 #include "config/run_config.h"
 #include "model/attention.h"
+#include "model/documents.h"
 #include "position/scheme.h"
 
 namespace extrap {
@@ -24,7 +25,7 @@ class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelConfig& model, const AttentionConfig& attention, std::shared_ptr<PositionScheme> scheme,
             int64_t train_length);
-  torch::Tensor forward(const torch::Tensor& x, const Positions& positions);
+  torch::Tensor forward(const torch::Tensor& x, const Positions& positions, const DocumentMask& documents);
   const torch::nn::Linear& fc() const { return fc_; }
   const torch::nn::Linear& fc_proj() const { return fc_proj_; }
   CausalSelfAttention attn{nullptr};
@@ -43,8 +44,9 @@ class GPTImpl : public torch::nn::Module {
           const std::vector<std::shared_ptr<PositionScheme>>& layer_schemes);
   // Every layer with `scheme` and plain attention.
   GPTImpl(const ModelConfig& model, std::shared_ptr<PositionScheme> scheme);
-  // tokens: [B, T] int64 -> logits [B, T, vocab], float32.
-  torch::Tensor forward(const torch::Tensor& tokens, const Positions& positions);
+  // tokens: [B, T] int64 -> logits [B, T, vocab], float32. `documents`: how the documents packed
+  // into each window are told apart (documents.h; by default a window is one sequence).
+  torch::Tensor forward(const torch::Tensor& tokens, const Positions& positions, const DocumentOptions& documents = {});
   // Query rows per attention block: a speed/memory knob that never changes results.
   void set_attention_block(int64_t block);
   // The implementation every attention layer runs and the dtype of its matrix products (the

@@ -70,14 +70,17 @@ torch::Tensor visible(const torch::Tensor& queries, const torch::Tensor& keys, c
   return seen;
 }
 
-torch::Tensor mask_tile(const BlockPlan& plan, const KeyMask& mask, const torch::TensorOptions& options) {
+torch::Tensor mask_tile(const BlockPlan& plan, const KeyMask& mask, const torch::TensorOptions& options,
+                        const DocumentMask& documents) {
   const auto index = options.dtype(torch::kLong);
   std::vector<torch::Tensor> keys;  // the key of each column: the segments' keys concatenated
   for (const auto& seg : plan.segments) keys.push_back(torch::arange(seg.begin, seg.end, index));
   const auto columns = keys.size() == 1 ? keys[0] : torch::cat(keys);
-  const auto seen = visible(torch::arange(plan.q_begin, plan.q_end, index).unsqueeze(1), columns.unsqueeze(0), mask);
-  return torch::zeros({plan.rows(), plan.columns}, options)
-      .masked_fill(seen.logical_not(), -std::numeric_limits<float>::infinity());
+  auto seen = visible(torch::arange(plan.q_begin, plan.q_end, index).unsqueeze(1), columns.unsqueeze(0), mask);
+  if (documents.defined()) {  // and the key is in the query's document: [B, rows, columns]
+    seen = (seen & (columns >= documents.starts.slice(1, plan.q_begin, plan.q_end).unsqueeze(-1))).unsqueeze(1);
+  }
+  return torch::zeros(seen.sizes(), options).masked_fill(seen.logical_not(), -std::numeric_limits<float>::infinity());
 }
 
 }  // namespace extrap

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "model/attention_plan.h"
+#include "model/documents.h"
 #include "position/scheme.h"
 
 namespace extrap {
@@ -43,8 +44,9 @@ void add_bias_parameter_grads(const torch::Tensor& bias, const torch::Tensor& gr
 torch::Tensor block_scores(const QueryKey& scaled, const BlockPlan& plan);
 
 // -inf where a row may not see the key of a column, 0 elsewhere: [rows, columns] with `options`,
-// built on their device (no host tile copied per block).
-torch::Tensor mask_tile(const BlockPlan& plan, const KeyMask& mask, const torch::TensorOptions& options);
+// built on their device (no host tile copied per block); with documents [B, 1, rows, columns].
+torch::Tensor mask_tile(const BlockPlan& plan, const KeyMask& mask, const torch::TensorOptions& options,
+                        const DocumentMask& documents);
 
 // Whether query i sees key j, broadcast from queries [rows, 1] and keys [1, columns] (int64).
 torch::Tensor visible(const torch::Tensor& queries, const torch::Tensor& keys, const KeyMask& mask);

@@ -29,20 +29,22 @@ QueryKey product_inputs(const QueryKey& qk, double scale, c10::ScalarType dtype)
 
 // The block's scores with mask and bias, float32 [B, H, rows, columns]. In place: on the CPU every
 // pass over the tile costs about as much as its bf16 products.
-torch::Tensor masked_scores(const QueryKey& scaled, const BlockPlan& plan, const KeyMask& mask, const torch::Tensor& bias) {
+torch::Tensor masked_scores(const QueryKey& scaled, const BlockPlan& plan, const KeyMask& mask,
+                            const DocumentMask& documents, const torch::Tensor& bias) {
   auto scores = block_scores(scaled, plan);
-  scores.add_(mask_tile(plan, mask, scores.options()));
+  scores.add_(mask_tile(plan, mask, scores.options(), documents));
   return bias.defined() ? scores.add_(bias) : scores;
 }
 
 // Forward into out [B, T, H, hd]; lse [B, H, T] float32 receives each row's log-sum-exp when defined.
 void tiled_forward(const QueryKey& scaled, const torch::Tensor& v, const std::vector<BlockPlan>& plans,
-                   const KeyMask& mask, const BiasSource& biases, torch::Tensor& out, torch::Tensor lse) {
+                   const KeyMask& mask, const DocumentMask& documents, const BiasSource& biases, torch::Tensor& out,
+                   torch::Tensor lse) {
   // Widest blocks first: each later, narrower block's temporaries then fit in memory the allocator
   // just freed, where growing sizes would fragment the heap (peak memory would grow faster than T).
   for (auto it = plans.rbegin(); it != plans.rend(); ++it) {
     const BlockPlan& plan = *it;
-    const auto scores = masked_scores(scaled, plan, mask, biases.block_bias(plan));
+    const auto scores = masked_scores(scaled, plan, mask, documents, biases.block_bias(plan));
     const auto probs32 = torch::softmax(scores, -1);  // every row sees one key at least
     if (lse.defined()) {
       // The log-sum-exp from the row maximum: its probability is at least 1 / keys, so its log is exact
@@ -77,7 +79,8 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
   // inputs). bias_params: the scheme's learnable parameters.
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
                                torch::Tensor q_far, torch::Tensor k_far, at::TensorList bias_params,
-                               c10::intrusive_ptr<BiasSourceHolder> biases, int64_t far_from, int64_t window,
+                               c10::intrusive_ptr<BiasSourceHolder> biases,
+                               c10::intrusive_ptr<DocumentMaskHolder> documents, int64_t far_from, int64_t window,
                                int64_t sinks, int64_t block, double scale, int64_t dtype) {
     const auto product = c10::ScalarType(dtype);
     QueryKey qk{q, k};
@@ -87,11 +90,14 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
       qk.far_from = far_from;
     }
     const KeyMask mask{window, sinks};
-    const auto plans = plan_attention(q.size(2), block, mask, far_from);
+    const DocumentMask& document_mask = documents->documents;
+    const auto plans = plan_attention(q.size(2), block, mask, far_from, document_mask.view());
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, v.options().dtype(product));
     auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat32));
-    tiled_forward(product_inputs(qk, scale, product), product_operand(v, product), plans, mask, biases->source, out, lse);
-    save_attention_state(ctx, {{q, k, v, q_far, k_far, lse}, bias_params.vec(), biases, far_from, mask, block, scale});
+    tiled_forward(product_inputs(qk, scale, product), product_operand(v, product), plans, mask, document_mask,
+                  biases->source, out, lse);
+    save_attention_state(ctx,
+                         {{q, k, v, q_far, k_far, lse}, bias_params.vec(), biases, documents, far_from, mask, block, scale});
     ctx->saved_data["dtype"] = dtype;
     return out;
   }
@@ -125,7 +131,9 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
       const torch::Tensor bias = state.backward_bias(plan);
       const auto rows = [&](const torch::Tensor& t) { return t.slice(2, plan.q_begin, plan.q_end); };
       const auto probs =
-          masked_scores(scaled, plan, mask, bias.defined() ? bias.detach() : bias).sub_(rows(lse).unsqueeze(-1)).exp_();
+          masked_scores(scaled, plan, mask, state.document_mask(), bias.defined() ? bias.detach() : bias)
+              .sub_(rows(lse).unsqueeze(-1))
+              .exp_();
       const auto probs_product = probs.to(product);
       const auto d_out = rows(grad_out_product);
       std::vector<torch::Tensor> d_probs;
@@ -158,7 +166,7 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
                          far_from > 0 ? (grads.q_far * scale).to(q_far.scalar_type()) : torch::Tensor(),
                          far_from > 0 ? grads.k_far.to(k_far.scalar_type()) : torch::Tensor()};
     result.insert(result.end(), param_grads.begin(), param_grads.end());
-    for (int extra = 0; extra < 7; ++extra) result.push_back(torch::Tensor());  // biases, far_from, ..., dtype
+    for (int extra = 0; extra < 8; ++extra) result.push_back(torch::Tensor());  // biases, documents, far_from, ..., dtype
     return result;
   }
 };
@@ -172,13 +180,15 @@ torch::Tensor tiled_causal_attention(const QueryKey& qk, const torch::Tensor& v,
     const bool two_pass = qk.has_far();
     return TiledAttentionFunction::apply(qk.q, qk.k, v, two_pass ? qk.q_far : qk.q, two_pass ? qk.k_far : qk.k,
                                          at::TensorList(params), c10::make_intrusive<BiasSourceHolder>(biases),
-                                         two_pass ? qk.far_from : 0, call.mask.window,
-                                         call.mask.sinks, call.block, call.scale, int64_t(call.product_dtype));
+                                         c10::make_intrusive<DocumentMaskHolder>(call.documents),
+                                         two_pass ? qk.far_from : 0, call.mask.window, call.mask.sinks, call.block,
+                                         call.scale, int64_t(call.product_dtype));
   }
-  const auto plans = plan_attention(qk.q.size(2), call.block, call.mask, qk.has_far() ? qk.far_from : 0);
+  const auto plans =
+      plan_attention(qk.q.size(2), call.block, call.mask, qk.has_far() ? qk.far_from : 0, call.documents.view());
   auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, v.options().dtype(call.product_dtype));
-  tiled_forward(product_inputs(qk, call.scale, call.product_dtype), product_operand(v, call.product_dtype), plans, call.mask, biases,
-                out, torch::Tensor());
+  tiled_forward(product_inputs(qk, call.scale, call.product_dtype), product_operand(v, call.product_dtype), plans, call.mask,
+                call.documents, biases, out, torch::Tensor());
   return out;
 }
 

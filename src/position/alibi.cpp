@@ -35,9 +35,11 @@ torch::Tensor Alibi::score_bias(const Positions& positions, int64_t q_begin, int
   // -slope_h * (i - j) = -slope_h * (i - i0) + slope_h * (j - i0) with i0 = q_begin. The first term is
   // constant along each query row and cancels in softmax, so one [H, 1, keys] row serves the whole
   // block. Measuring from i0 keeps the values small (hence exact) for the nearby keys that matter.
-  const auto anchor = positions.values[q_begin];
-  auto k = (positions.values.slice(0, k_begin, k_end) - anchor).to(torch::kFloat32);
-  return (k.view({1, 1, -1}) * slopes_.view({-1, 1, 1}));  // [H, 1, keys]
+  // Per-row positions give each row its own: [B, H, 1, keys].
+  const auto& p = positions.values;
+  const auto anchor = p.narrow(-1, q_begin, 1);
+  auto k = (p.slice(-1, k_begin, k_end) - anchor).to(torch::kFloat32);
+  return k.unsqueeze(-2).unsqueeze(-2) * slopes_.view({-1, 1, 1});  // [H, 1, keys]
 }
 
 EXTRAP_REGISTER_SCHEME(alibi, [] {

@@ -36,7 +36,8 @@ torch::Tensor DynamicPositionBias::score_bias(const Positions& positions, int64_
   // have fewer than R), then the values are gathered.
   const auto distances = distance_matrix(positions, block).clamp_min(0);
   const auto [values, inverse, counts] = at::_unique2(distances.reshape({-1}), /*sorted=*/true, /*return_inverse=*/true);
-  return bias_of_distances(values).index_select(1, inverse.reshape({-1})).view({-1, block.rows(), block.keys()});
+  const auto bias = bias_of_distances(values);
+  return batch_major(bias.index_select(1, inverse.reshape({-1})).view(heads_first_sizes(bias.size(0), distances)));
 }
 
 namespace {

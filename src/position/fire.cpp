@@ -35,8 +35,8 @@ torch::Tensor Fire::score_bias(const Positions& positions, int64_t q_begin, int6
     const auto d = toeplitz_distances(block, positions.values.options()).clamp_min(0).to(torch::kFloat32);
     return toeplitz_expand(mlp(psi(d) / (psi(threshold) + kEps)), block.rows(), block.keys());
   }
-  const auto d = distance_matrix(positions, block).clamp_min(0).to(torch::kFloat32);  // [rows, keys]
-  const auto query = positions.values.slice(0, q_begin, q_end).to(torch::kFloat32).unsqueeze(1);
+  const auto d = distance_matrix(positions, block).clamp_min(0).to(torch::kFloat32);  // [(B,) rows, keys]
+  const auto query = positions.values.slice(-1, q_begin, q_end).to(torch::kFloat32).unsqueeze(-1);
   const auto x = psi(d) / (psi(torch::maximum(query, threshold)) + kEps);
   // Without gradients (evaluation) f is evaluated as the piecewise-linear function it is: a segment
   // lookup and one multiply-add per entry and head instead of the [rows, keys, width] hidden layer.
@@ -45,11 +45,12 @@ torch::Tensor Fire::score_bias(const Positions& positions, int64_t q_begin, int6
   // Rows go through in chunks of at most 2^22 intermediate values per tensor (16 MB: the hidden layer
   // [rows, keys, width] of the MLP, or the per-head [H, rows, keys] lookups), so long windows never hold more.
   const int64_t per_entry = needs_graph ? mlp_in->weight.size(0) : n_heads_;
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(1, block.keys() * per_entry));
-  if (chunk >= block.rows()) return f(x);
-  std::vector<torch::Tensor> parts;
-  for (int64_t r = 0; r < block.rows(); r += chunk) parts.push_back(f(x.slice(0, r, std::min(block.rows(), r + chunk))));
-  return torch::cat(parts, 1);
+  const int64_t per_row = x.numel() / block.rows();  // keys, times B for per-row positions
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(1, per_row * per_entry));
+  if (chunk >= block.rows()) return batch_major(f(x));
+  std::vector<torch::Tensor> parts;  // rows are the second-to-last dimension, with or without B
+  for (int64_t r = 0; r < block.rows(); r += chunk) parts.push_back(f(x.slice(-2, r, std::min(block.rows(), r + chunk))));
+  return batch_major(torch::cat(parts, -2));
 }
 
 torch::Tensor Fire::mlp_piecewise(const torch::Tensor& x) const {

@@ -52,7 +52,7 @@ torch::Tensor Kerple::score_bias(const Positions& positions, int64_t q_begin, in
     return toeplitz_expand(kernel(toeplitz_distances(block, positions.values.options()).clamp_min(0)), block.rows(),
                            block.keys());
   }
-  return kernel(distance_matrix(positions, block).clamp_min(0));
+  return batch_major(kernel(distance_matrix(positions, block).clamp_min(0)));
 }
 
 EXTRAP_REGISTER_SCHEME(kerple, [] {

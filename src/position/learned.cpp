@@ -12,7 +12,10 @@ class LearnedPositions : public PositionScheme {
   }
   torch::Tensor input_embedding(const Positions& positions) override {
     if (positions.is_arange) return table_.narrow(0, 0, positions.size());
-    return table_.index_select(0, positions.values.to(torch::kLong));
+    const auto index = positions.values.to(torch::kLong);
+    auto sizes = index.sizes().vec();
+    sizes.push_back(table_.size(1));
+    return table_.index_select(0, index.reshape(-1)).view(sizes);
   }
 
  private:

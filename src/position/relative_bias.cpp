@@ -17,7 +17,17 @@ torch::Tensor toeplitz_expand(const torch::Tensor& per_distance, int64_t rows, i
 
 torch::Tensor distance_matrix(const Positions& positions, const BlockRange& block) {
   const auto& p = positions.values;
-  return p.slice(0, block.q_begin, block.q_end).unsqueeze(1) - p.slice(0, block.k_begin, block.k_end).unsqueeze(0);
+  return p.slice(-1, block.q_begin, block.q_end).unsqueeze(-1) - p.slice(-1, block.k_begin, block.k_end).unsqueeze(-2);
+}
+
+torch::Tensor batch_major(const torch::Tensor& heads_first) {
+  return heads_first.dim() == 4 ? heads_first.transpose(0, 1) : heads_first;
+}
+
+std::vector<int64_t> heads_first_sizes(int64_t heads, const torch::Tensor& distances) {
+  std::vector<int64_t> sizes{heads};
+  for (const int64_t size : distances.sizes()) sizes.push_back(size);
+  return sizes;
 }
 
 }  // namespace extrap

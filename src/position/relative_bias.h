@@ -8,7 +8,8 @@
 // d_min = q_begin - (k_end - 1) ... d_max = (q_end - 1) - k_begin. Such a scheme evaluates its
 // function on those n distances only ([H, n], cheap) and expands them with one copy into
 // [H, rows, keys] (toeplitz_expand): no distance or index tensor of the block's size is built or kept.
-// For other positions (random, float) the [rows, keys] distance matrix is computed from the values.
+// For other positions (random, float) the [rows, keys] distance matrix is computed from the values,
+// per row ([B, rows, keys]) when each window has its own positions.
 #include "position/scheme.h"
 
 namespace extrap {
@@ -30,8 +31,16 @@ torch::Tensor toeplitz_distances(const BlockRange& block, const torch::TensorOpt
 // One copy; differentiable (gradients of the entries sharing a distance are summed).
 torch::Tensor toeplitz_expand(const torch::Tensor& per_distance, int64_t rows, int64_t keys);
 
-// positions[i] - positions[j] for the block's rows and keys: float64 [rows, keys].
+// positions[i] - positions[j] for the block's rows and keys: float64 [rows, keys], or [B, rows, keys]
+// for per-row positions.
 torch::Tensor distance_matrix(const Positions& positions, const BlockRange& block);
+
+// A bias computed heads first from per-row distances, [H, B, rows, keys], in score_bias's layout
+// [B, H, rows, keys]; a bias of one row, [H, rows, keys], as it is.
+torch::Tensor batch_major(const torch::Tensor& heads_first);
+
+// The sizes of `distances` with `heads` in front: the view of a per-distance lookup's result.
+std::vector<int64_t> heads_first_sizes(int64_t heads, const torch::Tensor& distances);
 
 // Scheme parameters are rebuilt with the model; a derived tensor kept outside the module (a lookup
 // table) follows the device of the positions with this.

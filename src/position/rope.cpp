@@ -235,9 +235,10 @@ std::pair<torch::Tensor, torch::Tensor> Rope::cos_sin(const Positions& positions
 
 std::pair<torch::Tensor, torch::Tensor> Rope::cos_sin_at(const torch::Tensor& positions) const {
   auto inv_freq = inv_freq_.to(positions.device());
-  auto angles = positions.to(torch::kFloat64).unsqueeze(1) * inv_freq.unsqueeze(0);  // [T, d/2]
+  auto angles = positions.to(torch::kFloat64).unsqueeze(-1) * inv_freq;  // [..., T, d/2]
+  if (positions.dim() == 2) angles = angles.unsqueeze(1);                // [B, 1, T, d/2]: every head
   auto cos = angles.cos(), sin = angles.sin();
-  return {torch::cat({cos, cos}, 1).to(torch::kFloat32), torch::cat({-sin, sin}, 1).to(torch::kFloat32)};
+  return {torch::cat({cos, cos}, -1).to(torch::kFloat32), torch::cat({-sin, sin}, -1).to(torch::kFloat32)};
 }
 
 torch::Tensor Rope::rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {

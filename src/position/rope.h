@@ -76,9 +76,10 @@ class Rope : public PositionScheme {
   Rope(const RopeSpec& spec, int64_t context_length);
   void transform_qk(QueryKey& qk, const Positions& positions) override;
   // float32 tables [T, dims] for these positions: [cos, cos] and [-sin, sin] over the two halves of
-  // the rotated dimensions; cached for 0..T-1.
+  // the rotated dimensions; cached for 0..T-1. Per-row positions give [B, 1, T, dims], which
+  // broadcast over the heads of [B, H, T, head_dim].
   std::pair<torch::Tensor, torch::Tensor> cos_sin(const Positions& positions);
-  // The same tables for any float64 positions [T] (no cache).
+  // The same tables for any float64 positions [T] or [B, T] (no cache).
   std::pair<torch::Tensor, torch::Tensor> cos_sin_at(const torch::Tensor& positions) const;
   // Rotates the first dims() dimensions of x [..., T, head_dim] with tables from cos_sin; the rest pass through.
   torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;

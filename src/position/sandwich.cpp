@@ -47,12 +47,12 @@ torch::Tensor Sandwich::score_bias(const Positions& positions, int64_t q_begin, 
   // Explicit positions: p_i . p_j as the product of the [rows, d'] and [keys, d'] sinusoid tables (a
   // GEMM in float64, the paper's own form), instead of a cosine per entry and frequency.
   const auto embed = [&](int64_t begin, int64_t end) {
-    const auto angles = positions.values.slice(0, begin, end).to(torch::kFloat64).unsqueeze(1) *
-                        frequencies_.to(device).unsqueeze(0);
-    return torch::cat({torch::cos(angles), torch::sin(angles)}, 1);  // [n, d']
+    const auto angles = positions.values.slice(-1, begin, end).to(torch::kFloat64).unsqueeze(-1) * frequencies_.to(device);
+    return torch::cat({torch::cos(angles), torch::sin(angles)}, -1);  // [..., n, d']
   };
-  const auto dot = torch::matmul(embed(q_begin, q_end), embed(k_begin, k_end).t()) - double(dim_ / 2);
-  return (dot.unsqueeze(0) * head_scales_.to(device).view({n_heads_, 1, 1})).to(torch::kFloat32);
+  const auto dot = torch::matmul(embed(q_begin, q_end), embed(k_begin, k_end).transpose(-2, -1)) - double(dim_ / 2);
+  // [rows, keys] -> [H, rows, keys]; per row [B, rows, keys] -> [B, H, rows, keys].
+  return (dot.unsqueeze(-3) * head_scales_.to(device).view({n_heads_, 1, 1})).to(torch::kFloat32);
 }
 
 // The sinusoid dimension d': `dim`, or the head dimension when 0; even either way.

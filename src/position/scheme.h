@@ -15,13 +15,15 @@
 
 namespace extrap {
 
-// Positions of the tokens in one window. Stored in float64 so that angles like position * theta
-// keep full precision at long lengths before the cast to float32.
+// Positions of the tokens in one window: one row shared by the batch, or one row per window when
+// positions restart at each document (data.reset_positions). Stored in float64 so that angles like
+// position * theta keep full precision at long lengths before the cast to float32.
 struct Positions {
-  torch::Tensor values;  // [T], float64
-  bool is_arange = true; // values are exactly 0..T-1, so cached tables may be sliced
-  int64_t size() const { return values.size(0); }
-  Positions prefix(int64_t length) const { return {values.narrow(0, 0, length), is_arange}; }
+  torch::Tensor values;  // [T], or [B, T] per row; float64
+  bool is_arange = true; // values are exactly 0..T-1 (one row), so cached tables may be sliced
+  int64_t size() const { return values.size(-1); }
+  bool per_row() const { return values.dim() == 2; }
+  Positions prefix(int64_t length) const { return {values.narrow(-1, 0, length), is_arange}; }
 
   static Positions arange(int64_t length, const torch::Device& device);
 };
@@ -40,16 +42,20 @@ struct QueryKey {
   bool has_far() const { return q_far.defined(); }
 };
 
+// Every hook takes per-row positions as well: each batch row then gets its own embedding, rotation
+// or bias (leading dimension B).
 class PositionScheme : public torch::nn::Module {
  public:
-  // [T, d_model] to add to the token embeddings, or an undefined tensor.
+  // [T, d_model] ([B, T, d_model] for per-row positions) to add to the token embeddings, or an
+  // undefined tensor.
   virtual torch::Tensor input_embedding(const Positions& positions) { return {}; }
   // Replaces qk.q and qk.k by their transformed versions (and may set the far pair).
   virtual void transform_qk(QueryKey& qk, const Positions& positions) {}
   // Bias for query rows [q_begin, q_end) against key columns [k_begin, k_end), broadcastable to
-  // [B, H, q_end - q_begin, k_end - k_begin]; an undefined tensor means no bias. It may differ from
-  // the mathematical bias by a constant per query row, which softmax ignores: a row-independent
-  // [H, 1, keys] bias is then enough, and the attention kernels never materialise the full tile.
+  // [B, H, q_end - q_begin, k_end - k_begin] ([B, H, ...] for per-row positions); an undefined
+  // tensor means no bias. It may differ from the mathematical bias by a constant per query row,
+  // which softmax ignores: a row-independent [H, 1, keys] bias is then enough, and the attention
+  // kernels never materialise the full tile.
   virtual torch::Tensor score_bias(const Positions& positions, int64_t q_begin, int64_t q_end, int64_t k_begin,
                                    int64_t k_end) {
     return {};

@@ -5,14 +5,14 @@
 
 namespace extrap {
 
-// Exposed for tests: the [T, d] table for the given positions.
+// Exposed for tests: the [..., T, d] table for the given positions [..., T].
 torch::Tensor sinusoidal_table(const torch::Tensor& positions, int64_t d_model, double base) {
   auto options = positions.options().dtype(torch::kFloat64);
   auto pair = torch::arange(0, d_model, 2, options);                           // 2i
   auto inv_freq = torch::pow(torch::tensor(base, options), -pair / double(d_model));
-  auto angles = positions.to(torch::kFloat64).unsqueeze(1) * inv_freq.unsqueeze(0);  // [T, ceil(d/2)]
-  auto table = torch::stack({angles.sin(), angles.cos()}, 2).reshape({positions.size(0), -1});
-  return table.narrow(1, 0, d_model).to(torch::kFloat32);
+  auto angles = positions.to(torch::kFloat64).unsqueeze(-1) * inv_freq;  // [..., T, ceil(d/2)]
+  auto table = torch::stack({angles.sin(), angles.cos()}, -1).flatten(-2);
+  return table.narrow(-1, 0, d_model).to(torch::kFloat32);
 }
 
 namespace {

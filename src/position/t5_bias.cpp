@@ -45,9 +45,9 @@ torch::Tensor T5Bias::score_bias(const Positions& positions, int64_t q_begin, in
   // learned table does).
   const auto p = positions.values.to(torch::kInt64);
   const auto distances =
-      (p.slice(0, q_begin, q_end).unsqueeze(1) - p.slice(0, k_begin, k_end).unsqueeze(0)).clamp_(0, max_distance_);
-  return table_.index_select(1, bucket_of_.index_select(0, distances.flatten()))
-      .view({n_heads_, block.rows(), block.keys()});
+      (p.slice(-1, q_begin, q_end).unsqueeze(-1) - p.slice(-1, k_begin, k_end).unsqueeze(-2)).clamp_(0, max_distance_);
+  return batch_major(table_.index_select(1, bucket_of_.index_select(0, distances.flatten()))
+                         .view(heads_first_sizes(n_heads_, distances)));
 }
 
 namespace {

@@ -27,8 +27,8 @@ XPos::XPos(int64_t head_dim, double base, double scale_base)
       log_zeta_(xpos_zeta(head_dim).log()) {}
 
 std::vector<torch::Tensor> XPos::tables(const Positions& positions) const {
-  const auto p = positions.values.to(torch::kFloat64);
-  const int64_t length = p.size(0);
+  const auto p = positions.values.to(torch::kFloat64);  // [T], or [B, T] per row
+  const int64_t length = p.size(-1);
   double centre = std::ceil(double(length) / 2.0);  // 0..T-1: torchscale's centre
   double lo = 0.0, hi = double(length - 1);
   if (!positions.is_arange && length > 0) {
@@ -44,13 +44,15 @@ std::vector<torch::Tensor> XPos::tables(const Positions& positions) const {
                     " positions with position.scale_base = " + format_number(scale_base_) + ")");
   }
   const auto options = p.options();
-  const auto power = ((p - centre) / scale_base_).unsqueeze(1);            // [T, 1]
-  const auto log_scale = power * log_zeta_.to(options.device()).unsqueeze(0);  // [T, d/2]: ln zeta^power
-  const auto angles = p.unsqueeze(1) * inv_freq_.to(options.device()).unsqueeze(0);
+  // Per row, [B, 1, T, ...]: the tables broadcast over the heads.
+  const auto rows = positions.per_row() ? p.unsqueeze(1) : p;
+  const auto power = ((rows - centre) / scale_base_).unsqueeze(-1);      // [..., T, 1]
+  const auto log_scale = power * log_zeta_.to(options.device());        // [..., T, d/2]: ln zeta^power
+  const auto angles = rows.unsqueeze(-1) * inv_freq_.to(options.device());
   const auto cos = angles.cos(), sin = angles.sin();
   const auto up = log_scale.exp(), down = (-log_scale).exp();
   const auto table = [](const torch::Tensor& a, const torch::Tensor& b) {
-    return torch::cat({a, b}, 1).to(torch::kFloat32);
+    return torch::cat({a, b}, -1).to(torch::kFloat32);
   };
   return {table(cos * up, cos * up), table(-sin * up, sin * up), table(cos * down, cos * down),
           table(-sin * down, sin * down)};

@@ -6,12 +6,13 @@
 namespace extrap {
 
 StepResult train_step(GPT& model, AdamW& optimizer, const torch::Tensor& windows, const Positions& positions,
-                      double lr, double grad_clip, const Runtime& runtime, const torch::Tensor& target_weights) {
+                      double lr, double grad_clip, const Runtime& runtime, const torch::Tensor& target_weights,
+                      const DocumentOptions& documents) {
   const int64_t length = windows.size(1) - 1;
   torch::Tensor loss;
   {
     const auto precision = runtime.precision_scope();
-    const auto output = model->forward(windows.slice(1, 0, length), positions);  // float32
+    const auto output = model->forward(windows.slice(1, 0, length), positions, documents);  // float32
     const auto logits = output.reshape({-1, output.size(-1)});
     const auto targets = windows.slice(1, 1, length + 1).reshape({-1});
     if (!target_weights.defined()) {

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "model/documents.h"
 #include "model/gpt.h"
 #include "runtime/runtime.h"
 #include "train/adamw.h"
@@ -24,7 +25,9 @@ struct StepResult {
 // norm without clipping. The forward runs at the runtime's precision. target_weights: undefined
 // for the mean cross-entropy over every target, or [B, T] float32 weights (a task's answer mask):
 // the loss is then sum(w * ce) / sum(w), so a target of weight 0 changes neither loss nor gradients.
+// documents: how the documents packed into the windows are told apart (off: one sequence each).
 StepResult train_step(GPT& model, AdamW& optimizer, const torch::Tensor& windows, const Positions& positions,
-                      double lr, double grad_clip, const Runtime& runtime, const torch::Tensor& target_weights = {});
+                      double lr, double grad_clip, const Runtime& runtime, const torch::Tensor& target_weights = {},
+                      const DocumentOptions& documents = {});
 
 }  // namespace extrap

@@ -70,7 +70,7 @@ torch::Tensor gather_windows(const TokenStream& stream, const std::vector<int64_
 // Mean next-token loss over consecutive windows of the validation stream (fixed, so comparable
 // across steps and runs).
 double validation_loss(GPT& model, const TokenStream& stream, const Positions& positions,
-                       int64_t batch_size, int64_t max_tokens, const Runtime& runtime) {
+                       const DocumentOptions& documents, int64_t batch_size, int64_t max_tokens, const Runtime& runtime) {
   const int64_t length = positions.size();
   torch::NoGradGuard no_grad;
   const auto precision = runtime.precision_scope();
@@ -86,7 +86,7 @@ double validation_loss(GPT& model, const TokenStream& stream, const Positions& p
   for (std::size_t b = 0; b < offsets.size(); b += batch_size) {
     std::vector<int64_t> chunk(offsets.begin() + b, offsets.begin() + std::min(offsets.size(), b + batch_size));
     auto windows = gather_windows(stream, chunk, length).to(runtime.device());
-    auto logits = model->forward(windows.slice(1, 0, length), positions);
+    auto logits = model->forward(windows.slice(1, 0, length), positions, documents);
     auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
                                           windows.slice(1, 1, length + 1).reshape({-1}),
                                           /*weight=*/{}, at::Reduction::Sum);
@@ -112,6 +112,23 @@ void check_task_lengths(const RunConfig& config, const Dataset& dataset) {
     throw UserError(config.position.scheme + " positions cover only " + std::to_string(max_length) +
                     " positions, but the test examples of " + config.data.dataset + " need " +
                     std::to_string(test_positions) + "; prepare shorter --test-lengths or use a scheme that covers them");
+  }
+}
+
+// The documents of a text dataset's windows as the config asks. A task dataset's row is one example
+// already (what follows it is end-of-text padding, which no answer sees): none there.
+DocumentOptions text_documents(const RunConfig& config, const Dataset& dataset) {
+  if (dataset.has_task()) return {};
+  return document_options(config.data, dataset.metadata(), config.data.dataset);
+}
+
+void log_documents(const DataConfig& data, const DocumentOptions& documents) {
+  if (documents.active()) {
+    spdlog::info("documents open at every end-of-text token (id {}){}{}", documents.end_of_text,
+                 documents.reset_positions ? "; positions restart at 0 in each" : "",
+                 documents.mask_documents ? "; attention stays inside each" : "");
+  } else if (data.reset_positions || data.mask_documents) {
+    spdlog::info("data.reset_positions / data.mask_documents: a task dataset's row is one example; not applied");
   }
 }
 
@@ -246,6 +263,8 @@ void train(const TrainOptions& options) {
                     config.data.dataset + " (" + std::to_string(val_stream.size()) + " tokens)");
   }
 
+  const DocumentOptions documents = text_documents(config, dataset);
+
   torch::manual_seed(config.seed);
   GPT model = build_model(config);
   runtime.place(model);
@@ -283,6 +302,7 @@ void train(const TrainOptions& options) {
   spdlog::info("run {} | scheme {} | {} parameters | train_length {} | batch {} | {} steps | {} | {} threads",
                run_dir.string(), config.position.scheme, model->parameter_count(), length, tc.batch_size, tc.steps,
                enum_name(kPrecisionNames, tc.precision), torch::get_num_threads());
+  log_documents(config.data, documents);
 
   const int64_t offsets_available = int64_t(train_stream.size()) - length;  // windows need length + 1 tokens
   // Task datasets: rows are whole examples, drawn by the same counter-based hash.
@@ -321,7 +341,8 @@ void train(const TrainOptions& options) {
     }
     torch::manual_seed(splitmix64(config.seed + 0x9e37ULL * uint64_t(step + 1)));  // dropout, per step
     const auto positions = training_positions(config.position_sampling, length, config.seed, step, device);
-    const StepResult result = train_step(model, optimizer, windows, positions, lr, tc.grad_clip, runtime, target_weights);
+    const StepResult result =
+        train_step(model, optimizer, windows, positions, lr, tc.grad_clip, runtime, target_weights, documents);
     if (!std::isfinite(result.loss)) stop_non_finite("training loss", result.loss, step + 1, lr, run_dir);
     if (!result.applied) stop_non_finite("gradient norm", result.grad_norm, step + 1, lr, run_dir);
     const double loss_value = result.loss, grad_norm = result.grad_norm;
@@ -344,7 +365,8 @@ void train(const TrainOptions& options) {
     if (done % tc.eval_interval == 0 || done == tc.steps) {
       const auto val_positions = evaluation_positions(config.position_sampling, length, device);
       last_val = task_val ? masked_validation_loss(model, *task_val, val_positions, tc.batch_size, runtime)
-                          : validation_loss(model, val_stream, val_positions, tc.batch_size, tc.eval_tokens, runtime);
+                          : validation_loss(model, val_stream, val_positions, documents, tc.batch_size, tc.eval_tokens,
+                                            runtime);
       spdlog::info("step {:>6}/{} | val loss {:.4f} | val ppl {:.2f}", done, tc.steps, last_val, std::exp(last_val));
       append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
     }
