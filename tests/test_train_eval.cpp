@@ -26,6 +26,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "data/batch_sampler.h"
 #include "data/dataset.h"
 #include "eval/evaluator.h"
 #include "eval/protocol.h"

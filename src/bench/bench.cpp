@@ -6,6 +6,7 @@
 #include "runtime/runtime.h"
 #include "config/config.h"
 #include "model/gpt.h"
+#include "parallel/process_group.h"
 #include "position/sampling.h"
 #include "train/adamw.h"
 #include "train/step.h"
@@ -62,7 +63,8 @@ torch::Tensor random_windows(int64_t batch, int64_t length, int64_t vocab, int64
 }
 
 // Times options.steps training steps after options.warmup untimed ones: the train section of the results.
-nlohmann::json time_training(GPT& model, const RunConfig& config, const Runtime& runtime, const BenchOptions& options) {
+nlohmann::json time_training(GPT& model, const RunConfig& config, const Runtime& runtime, const BenchOptions& options,
+                             const ProcessGroup& group) {
   const int64_t batch = options.batch, length = config.data.train_length;
   model->train();
   model->set_attention_block(options.attention_block);
@@ -79,7 +81,7 @@ nlohmann::json time_training(GPT& model, const RunConfig& config, const Runtime&
   // The very step `extrap train` runs, at a fixed learning rate (its loss.item() waits for the device).
   auto timed_step = [&] {
     const auto positions = training_positions(config.position_sampling, length, config.seed, step++, runtime.device());
-    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip, runtime, {}, documents).applied) {
+    if (!train_step(model, optimizer, tokens, positions, 1e-3, grad_clip, runtime, {}, documents, group).applied) {
       throw std::runtime_error("bench: non-finite loss or gradient norm on random tokens");
     }
   };
@@ -122,10 +124,32 @@ nlohmann::json time_eval(GPT& model, const RunConfig& config, const Runtime& run
   return {{"length", length}, {"seconds", seconds}, {"tokens_per_s", length / seconds}, {"peak_rss_mib", peak_rss_mib()}};
 }
 
+// After the data-parallel steps: the same steps on rank 0 alone (the others idle at a barrier),
+// and the scaling efficiency = tokens/s per process together / tokens/s alone.
+nlohmann::json data_parallel_results(nlohmann::json result, GPT& model, const RunConfig& config, const Runtime& runtime,
+                                     const BenchOptions& options, const ProcessGroup& group) {
+  nlohmann::json alone;
+  if (group.is_root() && options.steps > 0) alone = time_training(model, config, runtime, options, ProcessGroup{});
+  group.barrier();
+  if (!group.is_root()) return nlohmann::json::object();
+  result["data_parallel"] = {{"world_size", group.size()}, {"backend", group.backend()},
+                             {"launcher", group.env().launcher}};
+  if (options.steps > 0) {
+    const double per_process = result["train"]["tokens_per_s"].get<double>();
+    const double single = alone["tokens_per_s"].get<double>();
+    result["data_parallel"].update({{"tokens_per_s_per_process", per_process},
+                                    {"tokens_per_s_total", per_process * group.size()},
+                                    {"tokens_per_s_alone", single},
+                                    {"scaling_efficiency", per_process / single}});
+  }
+  return result;  // no eval forward: it would time one process's work, not the group's
+}
+
 }  // namespace
 
 nlohmann::json run_bench(const BenchOptions& options) {
   const Runtime runtime(options.device, options.precision);
+  const ProcessGroup group = join_launcher_group(options.device, options.collective_timeout_s);
   const RunConfig config = reference_config(options.overrides);
   torch::manual_seed(0);
   GPT model = build_model(config);
@@ -145,7 +169,8 @@ nlohmann::json run_bench(const BenchOptions& options) {
       {"attention_kernel", options.attention_kernel.empty() ? "auto" : options.attention_kernel},
       {"threads", torch::get_num_threads()}};
   // Training first: peak RSS is a process-wide maximum, so the train figure excludes the evaluation.
-  if (options.steps > 0) result["train"] = time_training(model, config, runtime, options);
+  if (options.steps > 0) result["train"] = time_training(model, config, runtime, options, group);
+  if (group.distributed()) return data_parallel_results(result, model, config, runtime, options, group);
   if (options.eval_length > 0) result["eval"] = time_eval(model, config, runtime, options.eval_length);
   return result;
 }

@@ -153,6 +153,13 @@ void print_bench(const nlohmann::json& r) {
               << "% of the measured matmul peak " << t["matmul_peak_gflops"].get<double>() << " GFLOP/s), peak RSS "
               << t["peak_rss_mib"].get<double>() << " MiB\n";
   }
+  if (r.contains("data_parallel") && r["data_parallel"].contains("scaling_efficiency")) {
+    const auto& d = r["data_parallel"];
+    std::cout << "data parallel: " << d["world_size"] << " processes (" << d["backend"].get<std::string>() << "), "
+              << d["tokens_per_s_per_process"].get<double>() << " tokens/s per process, "
+              << d["tokens_per_s_total"].get<double>() << " in all; rank 0 alone " << d["tokens_per_s_alone"].get<double>()
+              << " tokens/s: scaling efficiency " << 100.0 * d["scaling_efficiency"].get<double>() << "%\n";
+  }
   if (r.contains("eval")) {
     std::cout << "eval @" << r["eval"]["length"] << ": " << r["eval"]["tokens_per_s"].get<double>()
               << " tokens/s, peak RSS " << r["eval"]["peak_rss_mib"].get<double>() << " MiB\n";
@@ -168,7 +175,11 @@ int run_cli(int argc, char** argv) {
   int threads = 0;
   std::string device = "cpu";
   std::string precision;  // empty: fp32 for bench, the run's train.precision for eval, the config's for train
+  double collective_timeout = 300;
   auto add_runtime = [&](CLI::App* cmd) {
+    cmd->add_option("--collective-timeout", collective_timeout,
+                    "under torchrun or srun: seconds a collective or the rendezvous waits for the other processes "
+                    "(default 300)")->check(CLI::PositiveNumber);
     cmd->add_option("--threads", threads, "intra-op threads (default: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
     cmd->add_option("--precision", precision, "fp32 or bf16 (autocast matrix products, fp32 weights)");
@@ -406,6 +417,7 @@ int run_cli(int argc, char** argv) {
       spdlog::info("prepared {} (checksum {})", prepare.output.string(), metadata["checksum"].get<std::string>());
     } else if (*train_cmd) {
       train_options.device = device;
+      train_options.collective_timeout_s = collective_timeout;
       if (!precision.empty()) train_options.overrides.push_back("train.precision=" + std::string(enum_name(kPrecisionNames, parse_enum(kPrecisionNames, precision, "--precision"))));
       train(train_options);
     } else if (*eval_cmd) {
@@ -441,8 +453,10 @@ int run_cli(int argc, char** argv) {
                         " is not a positive count");
       }
       eval_options.device = device;
+      eval_options.collective_timeout_s = collective_timeout;
       if (!precision.empty()) eval_options.precision = parse_enum(kPrecisionNames, precision, "--precision");
       const auto document = evaluate(eval_options);
+      if (document.empty()) return 0;  // not rank 0 of a data-parallel evaluation: rank 0 reports
       std::cout << "\n" << render_report({document}, ReportOptions{});
       if (!eval_options.probes.empty()) {
         std::cout << "\n" << render_report({document}, {"", TableFormat::Terminal, "", ReportLayout::Probe});
@@ -466,8 +480,10 @@ int run_cli(int argc, char** argv) {
                                        : SchemeListing::Full);
     } else if (*bench_cmd) {
       bench_options.device = device;
+      bench_options.collective_timeout_s = collective_timeout;
       if (!precision.empty()) bench_options.precision = parse_enum(kPrecisionNames, precision, "--precision");
       const auto result = run_bench(bench_options);
+      if (result.empty()) return 0;  // not rank 0 of a data-parallel bench: rank 0 reports
       print_bench(result);
       if (!bench_json.empty()) write_json_atomic(bench_json, result);
     }

@@ -105,10 +105,11 @@ nlohmann::json score_plan(const ModelFactory& make_model, const LengthPlan& plan
       const std::vector<EvalWindow> chunk(plan.windows.begin() + b,
                                           plan.windows.begin() + std::min(plan.windows.size(), b + per_batch));
       const bool scores_here = std::any_of(chunk.begin(), chunk.end(), [&](const EvalWindow& w) { return w.score_from < end; });
-      if (scores_here) score_batch(model, chunk, begin, end, positions, context, totals);
+      if (scores_here && context.owns(int64_t(b / per_batch))) score_batch(model, chunk, begin, end, positions, context, totals);
     }
     begin = end;
   }
+  context.sum_({totals.nll, totals.correct, totals.count, totals.bytes});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const bool known = !context.token_bytes.empty();
   nlohmann::json result = summarize_positions(totals, 0, length, known);
@@ -290,12 +291,13 @@ nlohmann::json evaluate(const EvalOptions& options) {
     check_probe_params(options.probes, options.probe_params, bytes ? lengths : std::vector<int64_t>{});
   }
   const Runtime runtime(options.device, options.precision.value_or(config.train.precision));
+  const ProcessGroup group = join_launcher_group(options.device, options.collective_timeout_s);
 
   const std::vector<Treatment> treatments = selected_treatments(options);
   std::vector<RunConfig> treated;
   for (const auto& t : treatments) treated.push_back(apply_treatment(config, t));  // all checked before any work
   const fs::path out = options.out.empty() ? options.run_dir / "results" / "eval.json" : options.out;
-  check_writable_file(out, "results file");
+  if (group.is_root()) check_writable_file(out, "results file");
   // Rows land here as they finish, so an interrupted evaluation keeps them without touching an
   // earlier complete `out`; the finished document replaces both.
   const fs::path partial = out.parent_path() / (out.stem().string() + ".partial" + out.extension().string());
@@ -338,6 +340,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
       {"device", options.device},
       {"precision", enum_name(kPrecisionNames, runtime.precision())},
       {"threads", torch::get_num_threads()},
+      {"world_size", group.size()},
       {"complete", false},
       {"results", nlohmann::json::array()}};
   if (task_plan) {
@@ -358,7 +361,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
     const RunConfig& variant = treated[t];
     const ScoringContext context{stream,  dataset.tokenizer().token_bytes(), variant.position_sampling,
                                  config.data.train_length, options.batch_tokens, runtime, dynamic_steps[t],
-                                 variant.max_length(), &dataset.tokenizer(), &probe_text, documents[t]};
+                                 variant.max_length(), &dataset.tokenizer(), &probe_text, documents[t], &group};
     // Built per window length: inference-time treatments derive their extension factor from it.
     const ModelFactory make_model = [&](int64_t context_length) {
       GPT model = build_model(variant, context_length);
@@ -375,7 +378,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
       spdlog::info("{} | {} | {} | length {:>6} | {}", config.name, treatments[t].name, protocol, length,
                    describe_result(row));
       document["results"].push_back(row);
-      write_json_atomic(partial, document);
+      if (group.is_root()) write_json_atomic(partial, document);
     };
     if (task_plan) {
       const TaskScoring scoring{*task_examples, context, variant.position.scheme};
@@ -388,6 +391,7 @@ nlohmann::json evaluate(const EvalOptions& options) {
     }
   }
   document["complete"] = true;
+  if (!group.is_root()) return nlohmann::json::object();
   write_json_atomic(out, document);
   fs::remove(partial);
   spdlog::info("results written to {}", out.string());

@@ -33,10 +33,13 @@ struct EvalOptions {
   std::string device = "cpu";
   std::optional<Precision> precision;  // default: the run's train.precision
   int64_t batch_tokens = 16384;    // windows per forward = max(1, batch_tokens / length)
+  double collective_timeout_s = 300;  // under torchrun or srun (see TrainOptions)
 };
 
 // Evaluates the run's latest checkpoint under each treatment, protocol and length (see
-// docs/results.md for the JSON written) and returns the results document.
+// docs/results.md for the JSON written) and returns the results document. Under a launcher the
+// processes share every row's windows and rank 0 writes the one results file; the other
+// processes return an empty object.
 nlohmann::json evaluate(const EvalOptions& options);
 
 }  // namespace extrap

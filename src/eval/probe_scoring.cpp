@@ -20,6 +20,45 @@ struct AnswerScore {
 };
 using SequenceScores = std::vector<AnswerScore>;  // one per answer span
 
+// Every process's answer scores summed across the group: each answer was scored by one of them.
+void share_scores(std::vector<SequenceScores>& scores, const ScoringContext& context) {
+  if (context.group == nullptr || !context.group->distributed()) return;
+  std::vector<double> packed;
+  for (const auto& sequence : scores) {
+    for (const auto& a : sequence) packed.insert(packed.end(), {double(a.tokens), double(a.correct), a.logprob});
+  }
+  auto tensor = torch::tensor(packed, torch::kFloat64);
+  context.sum_({tensor});
+  const double* summed = tensor.data_ptr<double>();
+  for (auto& sequence : scores) {
+    for (auto& a : sequence) {
+      a.tokens = int64_t(summed[0]);
+      a.correct = int64_t(summed[1]);
+      a.logprob = summed[2];
+      summed += 3;
+    }
+  }
+}
+
+// Every process's greedy continuations, shared across the group: each prompt was decoded by one.
+void share_continuations(std::vector<std::vector<int64_t>>& continuations, const ScoringContext& context) {
+  if (context.group == nullptr || !context.group->distributed()) return;
+  std::size_t longest = 0;
+  for (const auto& c : continuations) longest = std::max(longest, c.size());
+  longest = std::size_t(context.group->sum(double(longest)));  // a bound every process agrees on
+  auto packed = torch::zeros({int64_t(continuations.size()), int64_t(longest) + 1}, torch::kInt64);
+  for (std::size_t p = 0; p < continuations.size(); ++p) {
+    packed[int64_t(p)][0] = int64_t(continuations[p].size());
+    for (std::size_t i = 0; i < continuations[p].size(); ++i) packed[int64_t(p)][int64_t(i) + 1] = continuations[p][i];
+  }
+  context.sum_({packed});
+  for (std::size_t p = 0; p < continuations.size(); ++p) {
+    const auto row = packed[int64_t(p)];
+    const int64_t size = row[0].item<int64_t>();
+    continuations[p].assign(row.data_ptr<int64_t>() + 1, row.data_ptr<int64_t>() + 1 + size);
+  }
+}
+
 // Scores the answer tokens of `sequences` (each at most `length` tokens, right-padded) from forward
 // passes over `length` tokens, in batches of batch_tokens / length rows. With dynamic scaling a
 // target is scored by the model of its position's piece (context_ends), as the LM protocols do.
@@ -33,6 +72,7 @@ std::vector<SequenceScores> score_sequences(const ModelFactory& make_model, cons
   for (int64_t end : context_ends(length, context.train_length, context.dynamic_step)) {
     GPT model{nullptr};  // built only when some target's predicting position falls in [begin, end)
     for (std::size_t b = 0; b < sequences.size(); b += per_batch) {
+      if (!context.owns(int64_t(b / per_batch))) continue;
       const std::size_t rows = std::min(per_batch, sequences.size() - b);
       // (row, predicting position, target, sequence, answer) of every answer token scored here.
       std::vector<int64_t> row_index, position_index, target_token;
@@ -80,6 +120,7 @@ std::vector<SequenceScores> score_sequences(const ModelFactory& make_model, cons
     }
     begin = end;
   }
+  share_scores(scores, context);
   return scores;
 }
 
@@ -147,8 +188,9 @@ std::vector<std::vector<int64_t>> greedy_continuations(const ModelFactory& make_
   const auto positions = evaluation_positions(context.sampling, horizon, context.runtime.device());
   GPT model = make_model(horizon);
   const std::size_t per_batch = std::max<int64_t>(1, context.batch_tokens / horizon);
-  std::vector<std::vector<int64_t>> continuations;
+  std::vector<std::vector<int64_t>> continuations(prompts.size());
   for (std::size_t b = 0; b < prompts.size(); b += per_batch) {
+    if (!context.owns(int64_t(b / per_batch))) continue;
     const std::size_t rows = std::min(per_batch, prompts.size() - b);
     std::vector<std::vector<int64_t>> text(rows);
     std::vector<int64_t> start(rows), steps(rows);
@@ -183,8 +225,9 @@ std::vector<std::vector<int64_t>> greedy_continuations(const ModelFactory& make_
         if (step < steps[r]) text[r].push_back(next[int64_t(r)].item<int64_t>());
       }
     }
-    for (std::size_t r = 0; r < rows; ++r) continuations.emplace_back(text[r].begin() + start[r], text[r].end());
+    for (std::size_t r = 0; r < rows; ++r) continuations[b + r].assign(text[r].begin() + start[r], text[r].end());
   }
+  share_continuations(continuations, context);
   return continuations;
 }
 

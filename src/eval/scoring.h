@@ -5,10 +5,12 @@
 #include <functional>
 #include <vector>
 
+#include "data/batch_sampler.h"
 #include "data/token_stream.h"
 #include "data/tokenizer.h"
 #include "model/documents.h"
 #include "model/gpt.h"
+#include "parallel/process_group.h"
 #include "position/sampling.h"
 #include "runtime/runtime.h"
 
@@ -36,6 +38,17 @@ struct ScoringContext {
   // The documents of language-model windows (the run's data.* unless a treatment sets them);
   // probes and tasks score one example per row and ignore them.
   DocumentOptions documents = {};
+  // The processes sharing the evaluation (null: this one alone). Each scores the batches the
+  // sampler deals it; the passes then sum their per-target statistics across the group, so every
+  // process ends with the whole row.
+  const ProcessGroup* group = nullptr;
+
+  bool owns(int64_t batch_index) const {
+    return group == nullptr || BatchSampler::evaluation(group->rank(), group->size()).owns(batch_index);
+  }
+  void sum_(std::vector<torch::Tensor> tensors) const {  // the tensors share storage with the caller's
+    if (group != nullptr) group->sum_(tensors);
+  }
 };
 
 }  // namespace extrap

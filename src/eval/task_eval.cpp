@@ -55,6 +55,7 @@ void score_group(const ModelFactory& make_model, const std::vector<int64_t>& gro
   for (int64_t end : context_ends(length, scoring.context.train_length, scoring.context.dynamic_step)) {
     GPT model = make_model(end);
     for (int64_t b = 0; b < rows; b += per_batch) {
+      if (!scoring.context.owns(b / per_batch)) continue;  // another process scores these rows
       const int64_t count = std::min(per_batch, rows - b);
       const auto windows = batch.slice(0, b, b + count).to(scoring.context.runtime.device());
       torch::Tensor logits;
@@ -69,6 +70,7 @@ void score_group(const ModelFactory& make_model, const std::vector<int64_t>& gro
     }
     begin = end;
   }
+  scoring.context.sum_({nll, correct});  // each row was scored by one process: the sums are exact
   const auto example_nll = (nll * weights).sum(1), example_correct = (correct * weights).sum(1), example_count = weights.sum(1);
   for (int64_t r = 0; r < rows; ++r) {
     totals.nll[r] = example_nll[r].item<double>();

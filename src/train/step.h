@@ -7,6 +7,7 @@
 
 #include "model/documents.h"
 #include "model/gpt.h"
+#include "parallel/process_group.h"
 #include "runtime/runtime.h"
 #include "train/adamw.h"
 
@@ -26,8 +27,12 @@ struct StepResult {
 // for the mean cross-entropy over every target, or [B, T] float32 weights (a task's answer mask):
 // the loss is then sum(w * ce) / sum(w), so a target of weight 0 changes neither loss nor gradients.
 // documents: how the documents packed into the windows are told apart (off: one sequence each).
+// group: with several processes, `windows` is this process's share of the global batch. Each
+// process's loss is then its share of the global loss (its sum over the global denominator), the
+// gradients are summed across the group before clipping, and the result reports the global loss:
+// every process applies the same update, as one process would for the whole batch.
 StepResult train_step(GPT& model, AdamW& optimizer, const torch::Tensor& windows, const Positions& positions,
                       double lr, double grad_clip, const Runtime& runtime, const torch::Tensor& target_weights = {},
-                      const DocumentOptions& documents = {});
+                      const DocumentOptions& documents = {}, const ProcessGroup& group = {});
 
 }  // namespace extrap

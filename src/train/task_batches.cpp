@@ -33,13 +33,15 @@ MaskedBatch masked_batch(const TaskExamples& examples, const std::vector<int64_t
 }
 
 double masked_validation_loss(GPT& model, const TaskExamples& examples, const Positions& positions,
-                              int64_t batch_size, const Runtime& runtime) {
+                              int64_t batch_size, const Runtime& runtime, const BatchSampler& sampler,
+                              const ProcessGroup& group) {
   const int64_t length = positions.size();
   torch::NoGradGuard no_grad;
   const auto precision = runtime.precision_scope();
   model->eval();
   double total = 0, count = 0;
   for (int64_t begin = 0; begin < int64_t(examples.examples.size()); begin += batch_size) {
+    if (!sampler.owns(begin / batch_size)) continue;
     std::vector<int64_t> rows(std::min<int64_t>(batch_size, int64_t(examples.examples.size()) - begin));
     std::iota(rows.begin(), rows.end(), begin);
     const MaskedBatch batch = masked_batch(examples, rows, length);
@@ -52,7 +54,7 @@ double masked_validation_loss(GPT& model, const TaskExamples& examples, const Po
     count += weights.sum().item<double>();
   }
   model->train();
-  return total / count;
+  return group.sum(total) / group.sum(count);
 }
 
 }  // namespace extrap

@@ -7,8 +7,10 @@
 
 #include <torch/torch.h>
 
+#include "data/batch_sampler.h"
 #include "data/dataset.h"
 #include "model/gpt.h"
+#include "parallel/process_group.h"
 #include "runtime/runtime.h"
 
 namespace extrap {
@@ -32,8 +34,9 @@ struct MaskedBatch {
 MaskedBatch masked_batch(const TaskExamples& examples, const std::vector<int64_t>& rows, int64_t length);
 
 // Mean NLL over the answer targets of every example, in rows of positions.size() (eval mode,
-// batch_size rows per forward).
+// batch_size rows per forward; each process scores the batches the sampler deals it).
 double masked_validation_loss(GPT& model, const TaskExamples& examples, const Positions& positions,
-                              int64_t batch_size, const Runtime& runtime);
+                              int64_t batch_size, const Runtime& runtime, const BatchSampler& sampler,
+                              const ProcessGroup& group);
 
 }  // namespace extrap

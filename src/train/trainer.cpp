@@ -3,19 +3,22 @@
 #include <spdlog/sinks/basic_file_sink.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <sstream>
 
 #include "common/error.h"
 #include "common/files.h"
-#include "common/random.h"
 #include "common/process.h"
+#include "common/random.h"
 #include "runtime/runtime.h"
 #include "common/text.h"
 #include "common/version.h"
 #include "config/config.h"
+#include "data/batch_sampler.h"
 #include "data/dataset.h"
 #include "model/gpt.h"
+#include "parallel/process_group.h"
 #include "position/sampling.h"
 #include "train/checkpoint.h"
 #include "train/interrupt.h"
@@ -28,15 +31,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// For the duration of a training run: log to RUN/train.log too, and turn SIGINT/SIGTERM into a
-// checkpoint-and-exit request. Both are undone when the run ends, however it ends.
+// For the duration of a training run: log to RUN/train.log too (rank 0, the one that writes the
+// run directory), and turn SIGINT/SIGTERM into a checkpoint-and-exit request. Both are undone when
+// the run ends, however it ends.
 class RunSession {
  public:
-  explicit RunSession(const fs::path& run_dir)
-      : sink_(std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string())) {
-    spdlog::default_logger()->sinks().push_back(sink_);
+  RunSession(const fs::path& run_dir, bool writes_log)
+      : sink_(writes_log ? std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string())
+                         : nullptr) {
+    if (sink_) spdlog::default_logger()->sinks().push_back(sink_);
   }
   ~RunSession() {
+    if (!sink_) return;
     auto& sinks = spdlog::default_logger()->sinks();
     sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
   }
@@ -68,9 +74,10 @@ torch::Tensor gather_windows(const TokenStream& stream, const std::vector<int64_
 }
 
 // Mean next-token loss over consecutive windows of the validation stream (fixed, so comparable
-// across steps and runs).
+// across steps and runs). Each process scores the batches the sampler deals it.
 double validation_loss(GPT& model, const TokenStream& stream, const Positions& positions,
-                       const DocumentOptions& documents, int64_t batch_size, int64_t max_tokens, const Runtime& runtime) {
+                       const DocumentOptions& documents, int64_t batch_size, int64_t max_tokens, const Runtime& runtime,
+                       const BatchSampler& sampler, const ProcessGroup& group) {
   const int64_t length = positions.size();
   torch::NoGradGuard no_grad;
   const auto precision = runtime.precision_scope();
@@ -85,16 +92,17 @@ double validation_loss(GPT& model, const TokenStream& stream, const Positions& p
   int64_t count = 0;
   for (std::size_t b = 0; b < offsets.size(); b += batch_size) {
     std::vector<int64_t> chunk(offsets.begin() + b, offsets.begin() + std::min(offsets.size(), b + batch_size));
+    count += int64_t(chunk.size()) * length;
+    if (!sampler.owns(int64_t(b) / batch_size)) continue;
     auto windows = gather_windows(stream, chunk, length).to(runtime.device());
     auto logits = model->forward(windows.slice(1, 0, length), positions, documents);
     auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),
                                           windows.slice(1, 1, length + 1).reshape({-1}),
                                           /*weight=*/{}, at::Reduction::Sum);
     total += loss.item<double>();
-    count += int64_t(chunk.size()) * length;
   }
   model->train();
-  return total / double(count);
+  return group.sum(total) / double(count);
 }
 
 // A task dataset's training examples must fit the rows, and its test examples the positions the
@@ -225,11 +233,6 @@ void truncate_metrics(const fs::path& file, int64_t step) {
 
 }  // namespace
 
-int64_t window_offset(uint64_t seed, int64_t step, int64_t row, int64_t max_offset_exclusive) {
-  const uint64_t h = splitmix64(splitmix64(seed ^ 0x5eedULL) ^ splitmix64(uint64_t(step) * 0x100000001b3ULL + row));
-  return int64_t(h % uint64_t(max_offset_exclusive));
-}
-
 void train(const TrainOptions& options) {
   RunSetup setup = resolve_run(options);
   const RunConfig& config = setup.config;
@@ -240,6 +243,8 @@ void train(const TrainOptions& options) {
   }
   const Runtime runtime(options.device, config.train.precision);
   const torch::Device& device = runtime.device();
+  const ProcessGroup group = join_launcher_group(options.device, options.collective_timeout_s);
+  const BatchSampler sampler(config.seed, config.train.batch_size, group.rank(), group.size());
 
   // Everything that can fail on bad input happens before the run directory is touched.
   const Dataset dataset = Dataset::load(config.data.dataset);
@@ -274,20 +279,29 @@ void train(const TrainOptions& options) {
   const TrainConfig& tc = config.train;
   AdamW optimizer(named, {tc.beta1, tc.beta2, tc.eps, tc.weight_decay});
 
-  fs::create_directories(run_dir);
-  const RunSession session(run_dir);
+  // Rank 0 alone writes the run directory; the others wait until it is ready, then read it.
+  if (group.is_root()) fs::create_directories(run_dir);
+  const RunSession session(run_dir, group.is_root());
   const fs::path metrics_file = run_dir / "metrics.jsonl";
-  TrainingState state;
-  if (options.resume) {
+  if (options.resume && group.is_root()) {
     for (const auto& unfinished : remove_unfinished_checkpoints(run_dir)) {
       spdlog::info("removed {}, a checkpoint left unfinished when the run was stopped", unfinished.string());
     }
   }
-  if (auto checkpoint = latest_checkpoint(run_dir); checkpoint && options.resume) {
+  group.barrier();
+  TrainingState state;
+  const auto checkpoint = options.resume ? latest_checkpoint(run_dir) : std::nullopt;
+  if (checkpoint) {
     state = load_checkpoint(*checkpoint, model, &optimizer);
-    truncate_metrics(metrics_file, state.step);
+    if (group.is_root()) truncate_metrics(metrics_file, state.step);
     spdlog::info("resuming {} from step {}", run_dir.string(), state.step);
-  } else {
+    const int64_t saved_world = state.info.value("world_size", int64_t(1));
+    if (saved_world != group.size()) {
+      spdlog::info("resuming on {} processes (the checkpoint was written by {}): the same global batch of {} windows, "
+                   "{} per process; the data are the same, the sums' rounding may differ",
+                   group.size(), saved_world, tc.batch_size, sampler.rows_per_process());
+    }
+  } else if (group.is_root()) {
     write_json_atomic(run_dir / "config.json", config.resolved);
     write_json_atomic(run_dir / "run.json",
                       {{"tool", {{"name", "extrap"}, {"version", kVersion}, {"git_commit", kGitCommit}}},
@@ -296,12 +310,15 @@ void train(const TrainOptions& options) {
                        {"device", options.device},
                        {"precision", enum_name(kPrecisionNames, config.train.precision)},
                        {"threads", torch::get_num_threads()},
+                       {"world_size", group.size()},
+                       {"launcher", group.env().launcher},
                        {"parameters", model->parameter_count()}});
     write_file_atomic(metrics_file, "");
   }
-  spdlog::info("run {} | scheme {} | {} parameters | train_length {} | batch {} | {} steps | {} | {} threads",
+  spdlog::info("run {} | scheme {} | {} parameters | train_length {} | batch {} | {} steps | {} | {} threads{}",
                run_dir.string(), config.position.scheme, model->parameter_count(), length, tc.batch_size, tc.steps,
-               enum_name(kPrecisionNames, tc.precision), torch::get_num_threads());
+               enum_name(kPrecisionNames, tc.precision), torch::get_num_threads(),
+               group.distributed() ? " x " + std::to_string(group.size()) + " processes" : "");
   log_documents(config.data, documents);
 
   const int64_t offsets_available = int64_t(train_stream.size()) - length;  // windows need length + 1 tokens
@@ -319,10 +336,12 @@ void train(const TrainOptions& options) {
   double last_val = state.info.contains("val_loss") && state.info["val_loss"].is_number()
                         ? state.info["val_loss"].get<double>()
                         : std::nan("");
+  // Every process holds the same weights and optimizer state: rank 0's checkpoint is complete.
   auto save = [&](int64_t step) {
     state.step = step;
     state.info["val_loss"] = last_val;
-    save_checkpoint(run_dir, model, optimizer, state, config.resolved, tc.keep_checkpoints);
+    state.info["world_size"] = group.size();
+    if (group.is_root()) save_checkpoint(run_dir, model, optimizer, state, config.resolved, tc.keep_checkpoints);
   };
 
   for (int64_t step = state.step; step < tc.steps; ++step) {
@@ -331,18 +350,18 @@ void train(const TrainOptions& options) {
     torch::Tensor windows, target_weights;
     if (task_train) {
       const int64_t examples = int64_t(task_train->examples.size());
-      for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, examples));
+      offsets = sampler.offsets(step, examples);
       const MaskedBatch batch = masked_batch(*task_train, offsets, length);
       windows = batch.windows.to(device);
       target_weights = batch.weights.to(device);
     } else {
-      for (int64_t row = 0; row < tc.batch_size; ++row) offsets.push_back(window_offset(config.seed, step, row, offsets_available));
+      offsets = sampler.offsets(step, offsets_available);
       windows = gather_windows(train_stream, offsets, length).to(device);
     }
     torch::manual_seed(splitmix64(config.seed + 0x9e37ULL * uint64_t(step + 1)));  // dropout, per step
     const auto positions = training_positions(config.position_sampling, length, config.seed, step, device);
     const StepResult result =
-        train_step(model, optimizer, windows, positions, lr, tc.grad_clip, runtime, target_weights, documents);
+        train_step(model, optimizer, windows, positions, lr, tc.grad_clip, runtime, target_weights, documents, group);
     if (!std::isfinite(result.loss)) stop_non_finite("training loss", result.loss, step + 1, lr, run_dir);
     if (!result.applied) stop_non_finite("gradient norm", result.grad_norm, step + 1, lr, run_dir);
     const double loss_value = result.loss, grad_norm = result.grad_norm;
@@ -357,28 +376,35 @@ void train(const TrainOptions& options) {
       const double eta = session_seconds / double(done - first_step) * double(tc.steps - done);
       spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | {:>7.0f} tok/s | ETA {}", done, tc.steps, loss_value, lr,
                    tokens_per_s, format_duration(eta));
-      append_metrics(metrics_file, {{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
+      if (group.is_root()) append_metrics(metrics_file, {{"step", done}, {"loss", loss_value}, {"lr", lr}, {"grad_norm", grad_norm},
                                     {"tokens_per_s", tokens_per_s}, {"elapsed_s", session_seconds}});
       window_start = now;
       window_tokens = 0;
     }
     if (done % tc.eval_interval == 0 || done == tc.steps) {
       const auto val_positions = evaluation_positions(config.position_sampling, length, device);
-      last_val = task_val ? masked_validation_loss(model, *task_val, val_positions, tc.batch_size, runtime)
+      last_val = task_val ? masked_validation_loss(model, *task_val, val_positions, tc.batch_size, runtime, sampler, group)
                           : validation_loss(model, val_stream, val_positions, documents, tc.batch_size, tc.eval_tokens,
-                                            runtime);
+                                            runtime, sampler, group);
       spdlog::info("step {:>6}/{} | val loss {:.4f} | val ppl {:.2f}", done, tc.steps, last_val, std::exp(last_val));
-      append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
+      if (group.is_root()) append_metrics(metrics_file, {{"step", done}, {"val_loss", last_val}});
     }
     if (done % tc.checkpoint_interval == 0 || done == tc.steps) save(done);
-    if (const int signal_number = session.signal_received(); signal_number != 0 && done < tc.steps) {
+    // A signal to any process stops them all after this step, with one checkpoint.
+    const int signal_number = session.signal_received();
+    if (group.any(signal_number != 0) && done < tc.steps) {
       if (done % tc.checkpoint_interval != 0 && done != tc.steps) save(done);
-      spdlog::warn("signal {} received: checkpoint at step {} written to {}; continue with --resume", signal_number,
+      group.barrier();  // the checkpoint is on disk before any process exits (a launcher then stops the rest)
+      spdlog::warn("signal {} received{}: checkpoint at step {} written to {}; continue with --resume",
+                   signal_number != 0 ? signal_number : SIGTERM, signal_number != 0 ? "" : " by another process",
                    done, run_dir.string());
-      throw Interrupted(signal_number);
+      throw Interrupted(signal_number != 0 ? signal_number : SIGTERM);
     }
   }
-  write_json_atomic(run_dir / "DONE", {{"step", tc.steps}, {"val_loss", last_val}, {"finished", utc_timestamp()}});
+  if (group.is_root()) {
+    write_json_atomic(run_dir / "DONE", {{"step", tc.steps}, {"val_loss", last_val}, {"finished", utc_timestamp()}});
+  }
+  group.barrier();
   spdlog::info("done: {} steps, final val loss {:.4f}", tc.steps, last_val);
 }
 

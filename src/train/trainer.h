@@ -11,14 +11,14 @@ struct TrainOptions {
   std::filesystem::path out;           // run directory; default runs/<name>
   bool resume = false;
   std::string device = "cpu";
+  // Under torchrun or srun: how long a collective may wait for the other processes before this
+  // one fails (a rank that died or hangs), and how long the rendezvous waits for the master.
+  double collective_timeout_s = 300;
 };
 
-// Trains (or resumes) a run; see docs/configuration.md. Throws UserError on bad input and Interrupted
+// Trains (or resumes) a run; see docs/configuration.md. Under a launcher every process trains its
+// share of each global batch and only rank 0 writes the run directory. Throws UserError on bad input and Interrupted
 // after a signal (with a checkpoint written).
 void train(const TrainOptions& options);
-
-// Deterministic start offset of batch row `row` at optimizer step `step`: a counter-based hash of
-// (seed, step, row), so resuming needs no saved RNG state. Exposed for tests.
-int64_t window_offset(uint64_t seed, int64_t step, int64_t row, int64_t max_offset_exclusive);
 
 }  // namespace extrap
