@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <functional>
 
 #include "parallel/backends.h"  // generated: EXTRAP_HAVE_GLOO, EXTRAP_HAVE_NCCL
@@ -47,6 +50,29 @@ bool is_loopback(const std::string& host) {
   return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
 }
 
+// While alive, this process's stderr goes nowhere: c10d's socket code logs every failed connection
+// attempt through glog, and the one line extrap prints on failure already carries its message.
+class QuietStderr {
+ public:
+  QuietStderr() : saved_(::dup(STDERR_FILENO)) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) {
+      ::dup2(null, STDERR_FILENO);
+      ::close(null);
+    }
+  }
+  ~QuietStderr() {
+    if (saved_ < 0) return;
+    ::dup2(saved_, STDERR_FILENO);
+    ::close(saved_);
+  }
+  QuietStderr(const QuietStderr&) = delete;
+  QuietStderr& operator=(const QuietStderr&) = delete;
+
+ private:
+  int saved_;
+};
+
 c10::intrusive_ptr<c10d::Store> connect_store(const LaunchEnv& env, std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions options;
   options.port = uint16_t(env.master_port);
@@ -57,6 +83,7 @@ c10::intrusive_ptr<c10d::Store> connect_store(const LaunchEnv& env, std::chrono:
   options.multiTenant = true;
   c10::intrusive_ptr<c10d::Store> store;
   try {
+    const QuietStderr quiet;
     store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
   } catch (const std::exception& e) {
     const std::string what = e.what();
@@ -166,7 +193,10 @@ void ProcessGroup::barrier() const {
 }
 
 ProcessGroup join_launcher_group(const std::string& device, double timeout_seconds) {
-  const LaunchEnv env = read_launch_env();
+  return join_launcher_group(read_launch_env(), device, timeout_seconds);
+}
+
+ProcessGroup join_launcher_group(const LaunchEnv& env, const std::string& device, double timeout_seconds) {
   if (!env.distributed()) return {};
   if (timeout_seconds <= 0) throw UserError("--collective-timeout must be positive");
   const auto timeout = std::chrono::milliseconds(int64_t(timeout_seconds * 1000));

@@ -44,7 +44,8 @@ class ProcessGroup {
   std::shared_ptr<Backend> backend_;
 };
 
-// The launcher's group for `device`: read_launch_env() joined with `timeout`.
+// The launcher's group (read_launch_env() unless given) for `device`, joined with `timeout_seconds`.
+ProcessGroup join_launcher_group(const LaunchEnv& env, const std::string& device, double timeout_seconds);
 ProcessGroup join_launcher_group(const std::string& device, double timeout_seconds);
 
 // Sums the gradients of `parameters` across the group in flat buckets of about `bucket_bytes`

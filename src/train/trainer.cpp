@@ -243,8 +243,10 @@ void train(const TrainOptions& options) {
   }
   const Runtime runtime(options.device, config.train.precision);
   const torch::Device& device = runtime.device();
-  const ProcessGroup group = join_launcher_group(options.device, options.collective_timeout_s);
-  const BatchSampler sampler(config.seed, config.train.batch_size, group.rank(), group.size());
+  // The global batch must divide over the processes before any of them waits for the others.
+  const LaunchEnv launch = read_launch_env();
+  const BatchSampler sampler(config.seed, config.train.batch_size, launch.rank, launch.world_size);
+  const ProcessGroup group = join_launcher_group(launch, options.device, options.collective_timeout_s);
 
   // Everything that can fail on bad input happens before the run directory is touched.
   const Dataset dataset = Dataset::load(config.data.dataset);
