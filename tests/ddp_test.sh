@@ -18,10 +18,14 @@ free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 # torchrun with a static rendezvous on a free port (so parallel tests never share one). Debian's
 # torchrun 1.13 under Python 3.11 needs --redirects/--tee other than 0 (its default "0" parses to
 # None there); 2 keeps stdout as it is and copies stderr to the console.
+# torchrun_for N sets torchrun_cmd; launch N ARGS... runs it.
+torchrun_for() {
+  torchrun_cmd=(torchrun --nnodes 1 --node_rank 0 --nproc_per_node "$1" --rdzv_backend static --master_addr 127.0.0.1
+                --master_port "$(free_port)" --redirects 2 --tee 2 --log_dir "$work/torchrun-logs" --no_python "$extrap")
+}
 launch() {
-  local n=$1; shift
-  torchrun --nnodes 1 --node_rank 0 --nproc_per_node "$n" --rdzv_backend static --master_addr 127.0.0.1 \
-    --master_port "$(free_port)" --redirects 2 --tee 2 --log_dir "$work/torchrun-logs" --no_python "$extrap" "$@"
+  torchrun_for "$1"; shift
+  "${torchrun_cmd[@]}" "$@"
 }
 
 mkdir -p "$work/corpus"
@@ -93,6 +97,18 @@ rm -rf "$work/regrouped/DONE" "$work/regrouped/checkpoints/step_00000008"
 grep -q "resuming on 1 processes (the checkpoint was written by 2)" "$work/regrouped/train.log" || fail "no world-size note in the log"
 compare_runs "$work/two" "$work/regrouped" 1e-5
 
+# srun's variables (set by hand here; tests/slurm_test.sh runs the real srun): the same training.
+port=$(free_port)
+for rank in 0 1; do
+  env SLURM_STEP_ID=0 SLURM_JOB_ID=77 SLURM_PROCID=$rank SLURM_NTASKS=2 SLURM_LOCALID=$rank \
+    SLURM_JOB_NODELIST=localhost MASTER_PORT="$port" \
+    "$extrap" train --config "$work/tiny.json" --out "$work/srun" --threads 1 >"$work/srun.rank$rank" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}" || fail "training under srun's variables: $(tail -3 "$work/srun.rank0")"
+grep -q '"launcher": "slurm"' "$work/srun/run.json" || fail "run.json does not record the slurm launcher"
+compare_runs "$work/one" "$work/srun" 1e-5
+
 # Bad launcher environments and a batch the processes cannot share: one line, exit 2, nothing written.
 expect="does not divide evenly over 3 processes" expect_error env RANK=0 WORLD_SIZE=3 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 \
   "$extrap" train --config "$work/tiny.json" --out "$work/refused"
@@ -136,6 +152,24 @@ grep -q "signal 15 received by another process: checkpoint at step" "$work/signa
 last=$(ls "$work/signal/checkpoints" | tail -1)
 [ -f "$work/signal/checkpoints/$last/state.json" ] || fail "the stop checkpoint $last is incomplete"
 
+# SIGTERM to the launcher (a background job of a script ignores SIGINT): torchrun passes it on, every rank
+# checkpoints, and --resume continues from that checkpoint.
+torchrun_for 2  # run here, not in a function's subshell, so that $! is torchrun itself
+"${torchrun_cmd[@]}" train --config "$work/long.json" --out "$work/launcher" --threads 1 >"$work/launcher.out" 2>&1 &
+launcher=$!
+wait_for_checkpoint "$work/launcher"
+kill -TERM "$launcher"
+wait "$launcher" && fail "torchrun exited 0 after SIGTERM"
+grep -q "received: checkpoint at step" "$work/launcher/train.log" || fail "no stop checkpoint: $(tail -3 "$work/launcher/train.log")"
+[ ! -e "$work/launcher/DONE" ] || fail "an interrupted run is marked DONE"
+stopped_at=$(ls "$work/launcher/checkpoints" | tail -1)
+torchrun_for 2
+"${torchrun_cmd[@]}" train --out "$work/launcher" --resume --threads 1 >"$work/launcher2.out" 2>&1 &
+launcher=$!
+for _ in $(seq 1 300); do grep -q "resuming" "$work/launcher/train.log" && break; sleep 0.1; done
+kill -TERM "$launcher"; wait "$launcher"
+grep -q "resuming $work/launcher from step $((10#${stopped_at#step_}))" "$work/launcher/train.log" ||
+  fail "the resumed run did not start from $stopped_at: $(grep resuming "$work/launcher/train.log")"
 # A rank killed with -9, or hung: the other fails within the collective timeout, exit 1, and
 # leaves no half-written checkpoint behind.
 for how in KILL STOP; do
