@@ -9,6 +9,7 @@
 set -uo pipefail
 extrap=$(realpath "${1:?usage: slurm_test.sh EXTRAP_BINARY}")
 source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/tiny_configs.sh"
 sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   echo "slurm_test: installing slurm-wlm and munge"
@@ -85,18 +86,7 @@ echo "slurm_test: one-node cluster up ($cpus CPUs, $memory MiB) after $(( $(date
 
 # A tiny dataset, two configs, two seeds each.
 cd "$work"
-mkdir -p corpus
-for i in $(seq 1 24); do
-  for j in $(seq 1 40); do echo "Document $i line $j: the quick brown fox $((i * j)) jumps over the lazy dog."; done > "corpus/doc$i.txt"
-done
-"$extrap" data --corpus text --input corpus --out data >/dev/null 2>&1 || fail "extrap data"
-cat > rope.json <<JSON
-{"model": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "position": {"scheme": "rope"},
- "data": {"dataset": "data", "train_length": 32},
- "train": {"batch_size": 4, "steps": 30, "warmup_steps": 2, "log_interval": 10, "eval_interval": 30,
-           "eval_tokens": 256, "checkpoint_interval": 10}}
-JSON
-echo '{"extends": "rope.json", "position": {"scheme": "alibi"}}' > alibi.json
+tiny_configs "$extrap" 30
 cat > tiny.json <<JSON
 {"configs": ["rope.json", "alibi.json"], "seeds": [1, 2], "runs": "runs",
  "eval": {"lengths": [32, 64], "max_tokens": 256},
@@ -121,7 +111,7 @@ done
 "$extrap" sweep status tiny.json | tail -1 | grep -qx "4 runs: 4 evaluated" || fail "status: $("$extrap" sweep status tiny.json)"
 cat runs/.sweep/report.txt
 grep -q "4 runs: 4 evaluated" runs/.sweep/report.txt || fail "report job: no status"
-grep -Eq '^rope +rope +32 +1,2 +[0-9.]+ ± [0-9.]+ +[0-9.]+ ± [0-9.]+$' runs/.sweep/report.txt || fail "report job: no rope line over seeds 1,2"
-grep -Eq '^alibi +alibi +32 +1,2 +[0-9.]+ ± [0-9.]+' runs/.sweep/report.txt || fail "report job: no alibi line over seeds 1,2"
+grep -Eq '^rope +rope +1,2 +32 +[0-9.]+ ± [0-9.]+ +[0-9.]+ ± [0-9.]+$' runs/.sweep/report.txt || fail "report job: no rope line over seeds 1,2"
+grep -Eq '^alibi +alibi +1,2 +32 +[0-9.]+ ± [0-9.]+' runs/.sweep/report.txt || fail "report job: no alibi line over seeds 1,2"
 "$extrap" sweep submit tiny.json | grep -q "is evaluated; nothing to submit" || fail "a re-submission found work"
 echo "slurm_test: passed in $(( $(date +%s) - started )) s"

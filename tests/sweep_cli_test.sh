@@ -8,20 +8,10 @@ extrap=$(realpath "$1")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/tiny_configs.sh"
 cd "$work"
 
-mkdir -p corpus
-for i in $(seq 1 24); do
-  for j in $(seq 1 40); do echo "Document $i line $j: the quick brown fox $((i * j)) jumps over the lazy dog."; done > "corpus/doc$i.txt"
-done
-"$extrap" data --corpus text --input corpus --out data >/dev/null 2>&1 || fail "data"
-cat > rope.json <<JSON
-{"model": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "position": {"scheme": "rope"},
- "data": {"dataset": "data", "train_length": 32},
- "train": {"batch_size": 4, "steps": 20, "warmup_steps": 2, "log_interval": 1, "eval_interval": 20,
-           "eval_tokens": 256, "checkpoint_interval": 10}}
-JSON
-echo '{"extends": "rope.json", "position": {"scheme": "alibi"}}' > alibi.json
+tiny_configs "$extrap" 20
 sweep() { echo "{\"configs\": [\"rope.json\", \"alibi.json\"], \"runs\": \"runs\", \"threads\": 1, $1}" > "$2"; }
 
 sweep '"seeds": [1], "seed": 2' typo.json
@@ -45,11 +35,11 @@ expect="sbatch not found on PATH" expect_error env PATH=/nonexistent "$extrap" s
 [ ! -e runs ] || fail "plan wrote $(find runs)"
 
 "$extrap" sweep run tiny.json --jobs 2 > run.out 2>&1 || fail "sweep run: $(cat run.out)"
-grep -Eq '^rope +rope +32 +1,2 +[0-9.]+ ± [0-9.]+ +[0-9.]+ ± [0-9.]+$' run.out || fail "no aggregated rope line: $(cat run.out)"
+grep -Eq '^rope +rope +1,2 +32 +[0-9.]+ ± [0-9.]+ +[0-9.]+ ± [0-9.]+$' run.out || fail "no aggregated rope line: $(cat run.out)"
 "$extrap" sweep status tiny.json | tail -1 | grep -qx "4 runs: 4 evaluated" || fail "status after the run"
 "$extrap" sweep run tiny.json > again.out 2>&1 || fail "second run"
 [ "$(grep -c ': evaluated (skipping)' again.out)" -eq 4 ] || fail "the second run redid work: $(cat again.out)"
-"$extrap" report runs/rope_seed=1 runs/rope_seed=2 --format csv | grep -q '^run,scheme,train,seeds,32,64$' || fail "report csv"
+"$extrap" report runs/rope_seed=1 runs/rope_seed=2 --format csv | grep -q '^run,scheme,seeds,train,32,64$' || fail "report csv"
 mkdir -p runs/unfinished && echo '{}' > runs/unfinished/config.json
 "$extrap" report runs/rope_seed=1 runs/unfinished | grep -qx "missing: runs/unfinished: training not finished (no DONE)" ||
   fail "report of a run without results"

@@ -209,10 +209,10 @@ TEST(SeedAggregation, RunsThatDifferOnlyInSeedShareALine) {
   const std::vector<json> documents{seed_document("rope", 1, {3.0, 5.0}), seed_document("alibi", 1, {4.0, 4.5}),
                                     seed_document("rope", 2, {3.2, 6.0}), seed_document("rope", 3, {3.7, -1})};
   EXPECT_EQ(render_report(documents, "ppl", TableFormat::Csv),
-            "run,scheme,train,seeds,32,64\n"
-            "rope,rope,32,\"1,2,3\",3.30 ± 0.36,5.50 ± 0.71 (n=2)\n"
-            "alibi,alibi,32,1,4.00,4.50\n");
-  EXPECT_TRUE(contains(render_report(documents, "acc", TableFormat::Csv), "\nrope,rope,32,\"1,2,3\",50.00% ± 25.00%,"));
+            "run,scheme,seeds,train,32,64\n"
+            "rope,rope,\"1,2,3\",32,3.30 ± 0.36,5.50 ± 0.71 (n=2)\n"
+            "alibi,alibi,1,32,4.00,4.50\n");
+  EXPECT_TRUE(contains(render_report(documents, "acc", TableFormat::Csv), "\nrope,rope,\"1,2,3\",32,50.00% ± 25.00%,"));
   const std::string table = render_report(documents, "ppl", TableFormat::Terminal);
   EXPECT_TRUE(contains(table, "a line with several seeds: mean ± sample standard deviation over them")) << table;
   // The same seed twice (one run evaluated twice) is not a second sample: no aggregation.

@@ -303,12 +303,13 @@ std::string render_report(const std::vector<json>& documents, const ReportOption
   std::vector<std::string> header;
   if (su) {
     header = groups.size() > 1 ? std::vector<std::string>{"run", "treatment"} : std::vector<std::string>{"treatment"};
+    if (aggregated) header.push_back("seeds");
   } else {
     header = {"run", "scheme"};
     if (treated) header.push_back("treatment");
-    header.push_back("train");
+    if (aggregated) header.push_back("seeds");
+    header.push_back("train");  // right-aligned, as the numbers after it
   }
-  if (aggregated) header.push_back("seeds");
   const std::size_t labels = header.size(), names = su ? labels : labels - 1;  // names left, numbers right
   for (const auto& column : columns) header.push_back(column.label);
   std::vector<std::vector<std::string>> rows{header};
