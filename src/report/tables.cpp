@@ -1,15 +1,16 @@
 #include "report/tables.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "common/error.h"
+#include "report/cells.h"
 #include "report/probe_grid.h"
 #include "report/results.h"
+#include "report/seed_groups.h"
 
 namespace extrap {
 namespace {
@@ -27,44 +28,6 @@ const json* find_row(const json& document, const std::string& treatment, int64_t
     }
   }
   return nullptr;
-}
-
-// The part of a row a report cell shows: the row itself, or one of its sub-objects (`nullptr`
-// when the row has no such part or it scored nothing).
-const json* row_part(const json& entry, const std::string& part) {
-  if (part == "window") return &entry;
-  const std::string key = part == "beyond" ? "beyond_train" : part;
-  if (!entry.contains(key) || entry.at(key).value("tokens", int64_t(0)) == 0) return nullptr;
-  return &entry.at(key);
-}
-
-bool is_task_row(const json& entry) { return entry.at("protocol") == "task"; }
-
-// A task row's cell: exact match or its per-answer-token metrics.
-std::string task_cell(const json& entry, const std::string& metric, const std::string& part) {
-  if (part != "window" || metric == "beyond_ppl") return "-";
-  const double nll = entry.at("nll").get<double>();
-  if (metric == "em") return fixed(100.0 * entry.at("exact_match").get<double>(), 2) + "%";
-  if (metric == "acc") return fixed(100.0 * entry.at("accuracy").get<double>(), 2) + "%";
-  if (metric == "ppl") return fixed(std::exp(nll), 2);
-  if (metric == "bpb") return fixed(nll / std::log(2.0), 3);
-  return fixed(nll, 4);
-}
-
-std::string cell(const json* entry, const std::string& metric, const std::string& part) {
-  if (!entry) return "";
-  if (entry->at("status") != "ok") return "n/a";
-  if (is_task_row(*entry)) return task_cell(*entry, metric, part);
-  if (entry->contains("control")) return fixed(100.0 * entry->at("exact_match").get<double>(), 1) + "%";  // a probe row
-  if (metric == "em") return "-";
-  const bool beyond = metric == "beyond_ppl";
-  const json* source = row_part(*entry, beyond ? "beyond" : part);
-  if (!source) return "-";
-  const std::string field = beyond ? "ppl" : metric;
-  if (field == "acc") return fixed(100.0 * source->at("accuracy").get<double>(), 2) + "%";
-  if (field == "ppl") return fixed(source->at("ppl").get<double>(), 2);
-  if (field == "bpb") return source->at("bits_per_byte").is_null() ? "-" : fixed(source->at("bits_per_byte").get<double>(), 3);
-  return fixed(source->at("nll").get<double>(), 4);
 }
 
 // The tokenizer a results document was scored with (older results: bytes).
@@ -90,19 +53,26 @@ void check_comparable(const std::vector<json>& documents, const std::string& met
                   "), whose tokens differ, so per-token " + metric + " does not compare; use --metric bpb");
 }
 
-// One line of a report: a document under one of its treatments.
+// One column of numbers: the (length, protocol) row of each line, and the part of it shown.
+struct Column {
+  int64_t length;
+  std::string protocol, part, label;
+};
+
+// One line of a report: a document (or the seeds of one config) under one of its treatments.
 struct Line {
-  const json* document;
-  std::string run;  // its label (run_labels)
+  const SeedGroup* group;
   std::string treatment;
+  const json& document() const { return *group->documents.front(); }
   // "rope" for the untreated model, "rope / PI" for a treatment (in notes).
-  std::string name() const { return treatment == kBaseline ? run : run + " / " + treatment; }
+  std::string name() const { return treatment == kBaseline ? group->label : group->label + " / " + treatment; }
   std::string label(const std::string& column) const {
-    const json& config = document->at("run").at("config");
-    if (column == "run") return run;
+    const json& config = document().at("run").at("config");
+    if (column == "run") return group->label;
+    if (column == "seeds") return group->aggregated() ? group->seed_list() : config.value("seed", json()).dump();
     if (column == "scheme") return config.at("position").at("scheme").get<std::string>();
     if (column == "train") {  // a task run: the example lengths it trained on
-      const json& data = document->at("data");
+      const json& data = document().at("data");
       if (data.contains("task")) {
         const json& seen = data.at("task").at("train_lengths");
         return std::to_string(seen.at(0).get<int64_t>()) + "-" + std::to_string(seen.at(1).get<int64_t>());
@@ -111,12 +81,19 @@ struct Line {
     }
     return treatment;
   }
-};
-
-// One column of numbers: the (length, protocol) row of each line, and the part of it shown.
-struct Column {
-  int64_t length;
-  std::string protocol, part, label;
+  // The line's cell for one column, and a note for each of its rows that could not run.
+  std::string cell_for(const Column& column, const std::string& metric, std::vector<std::string>& notes) const {
+    std::vector<const json*> entries;
+    for (std::size_t m = 0; m < group->documents.size(); ++m) {
+      const json* entry = find_row(*group->documents[m], treatment, column.length, column.protocol);
+      entries.push_back(entry);
+      if (entry && entry->at("status") != "ok") {
+        const std::string seed = group->aggregated() ? " seed=" + std::to_string(group->seeds[m]) : "";
+        notes.push_back(name() + seed + " @ " + column.label + ": " + entry->at("error").get<std::string>());
+      }
+    }
+    return group->aggregated() ? seeds_cell(entries, metric, column.part) : cell(entries.front(), metric, column.part);
+  }
 };
 
 std::vector<Column> report_columns(const std::vector<json>& documents, const ReportOptions& options) {
@@ -314,21 +291,24 @@ std::string render_report(const std::vector<json>& documents, const ReportOption
     throw UserError("--layout su: no nonoverlap or repeated rows (evaluate with --protocol nonoverlap,repeated)");
   }
 
-  const std::vector<std::string> runs = run_labels(documents);
+  const std::vector<SeedGroup> groups = group_seeds(documents);
+  const bool aggregated = std::any_of(groups.begin(), groups.end(), [](const SeedGroup& g) { return g.aggregated(); });
   std::vector<Line> lines;
-  for (std::size_t d = 0; d < documents.size(); ++d) {
-    for (const auto& treatment : documents[d].at("treatments")) {
-      lines.push_back({&documents[d], runs[d], treatment.at("name").get<std::string>()});
+  for (const auto& group : groups) {
+    for (const auto& treatment : group.documents.front()->at("treatments")) {
+      lines.push_back({&group, treatment.at("name").get<std::string>()});
     }
   }
   const bool treated = std::any_of(lines.begin(), lines.end(), [](const Line& line) { return line.treatment != kBaseline; });
   std::vector<std::string> header;
   if (su) {
-    header = documents.size() > 1 ? std::vector<std::string>{"run", "treatment"} : std::vector<std::string>{"treatment"};
+    header = groups.size() > 1 ? std::vector<std::string>{"run", "treatment"} : std::vector<std::string>{"treatment"};
+    if (aggregated) header.push_back("seeds");
   } else {
     header = {"run", "scheme"};
     if (treated) header.push_back("treatment");
-    header.push_back("train");
+    if (aggregated) header.push_back("seeds");
+    header.push_back("train");  // right-aligned, as the numbers after it
   }
   const std::size_t labels = header.size(), names = su ? labels : labels - 1;  // names left, numbers right
   for (const auto& column : columns) header.push_back(column.label);
@@ -337,13 +317,7 @@ std::string render_report(const std::vector<json>& documents, const ReportOption
   for (const auto& line : lines) {
     std::vector<std::string> row;
     for (std::size_t c = 0; c < labels; ++c) row.push_back(line.label(header[c]));
-    for (const auto& column : columns) {
-      const json* entry = find_row(*line.document, line.treatment, column.length, column.protocol);
-      row.push_back(cell(entry, options.metric, column.part));
-      if (entry && entry->at("status") != "ok") {
-        notes.push_back(line.name() + " @ " + column.label + ": " + entry->at("error").get<std::string>());
-      }
-    }
+    for (const auto& column : columns) row.push_back(line.cell_for(column, options.metric, notes));
     rows.push_back(row);
   }
   std::string table = render_rows(rows, names, options.format);
@@ -353,15 +327,18 @@ std::string render_report(const std::vector<json>& documents, const ReportOption
   out << table;
   const json& first = documents.front();
   out << "\n" << legend(first, options) << "\n";
+  if (aggregated) {
+    out << "a line with several seeds: mean ± sample standard deviation over them; (n=k): only k have that cell\n";
+  }
   if (su) {  // the runs layout shows these in its columns
-    for (std::size_t d = 0; d < documents.size(); ++d) {
-      const Line line{&documents[d], runs[d], kBaseline};
-      out << line.run << ": " << line.label("scheme") << " trained at " << line.label("train") << " tokens\n";
+    for (const auto& group : groups) {
+      const Line line{&group, kBaseline};
+      out << group.label << ": " << line.label("scheme") << " trained at " << line.label("train") << " tokens\n";
     }
   }
   for (const auto& protocol : first.at("protocols")) out << "protocol " << describe_protocol(protocol) << "\n";
   for (const auto& note : notes) out << "n/a: " << note << "\n";
-  out << warnings(documents, runs);
+  out << warnings(documents, document_labels(documents, groups));
   return out.str();
 }
 
