@@ -114,4 +114,30 @@ grep -q "4 runs: 4 evaluated" runs/.sweep/report.txt || fail "report job: no sta
 grep -Eq '^rope +rope +1,2 +32 +[0-9.]+ ± [0-9.]+ +[0-9.]+ ± [0-9.]+$' runs/.sweep/report.txt || fail "report job: no rope line over seeds 1,2"
 grep -Eq '^alibi +alibi +1,2 +32 +[0-9.]+ ± [0-9.]+' runs/.sweep/report.txt || fail "report job: no alibi line over seeds 1,2"
 "$extrap" sweep submit tiny.json | grep -q "is evaluated; nothing to submit" || fail "a re-submission found work"
+
+# Data parallel through srun: one run trained and evaluated by 2 tasks of one array task
+# (parallel_per_task), equal to the 1-process run of the same config and seed.
+cat > ddp.json <<JSON
+{"configs": ["rope.json"], "seeds": [1], "runs": "runs-ddp",
+ "eval": {"lengths": [32, 64], "max_tokens": 256},
+ "slurm": {"partition": "test", "time": "0:10:00", "cpus_per_task": 1, "parallel_per_task": 2}}
+JSON
+"$extrap" sweep submit ddp.json > submit-ddp.out 2>&1 || fail "sweep submit (ddp): $(cat submit-ddp.out)"
+ddp_jobs=$(sed -n 's/^submitted job array \([0-9]*\) .* and report job \([0-9]*\) .*/\1,\2/p' submit-ddp.out)
+[ -n "$ddp_jobs" ] || fail "no job ids in: $(cat submit-ddp.out)"
+for _ in $(seq 1 300); do [ -z "$(squeue -h -j "$ddp_jobs" 2>/dev/null)" ] && break; sleep 1; done
+ddp_run=runs-ddp/rope_seed=1
+[ -f "$ddp_run/DONE" ] || fail "srun data-parallel run not trained; log: $(cat runs-ddp/.sweep/logs/rope_seed=1.log)"
+grep -q '"launcher": "slurm"' "$ddp_run/run.json" && grep -q '"world_size": 2' "$ddp_run/run.json" ||
+  fail "the srun run was not trained by 2 Slurm tasks: $(cat "$ddp_run/run.json")"
+grep -q '"world_size": 2' "$ddp_run/results/eval.json" || fail "the srun evaluation did not run on 2 tasks"
+python3 - runs/rope_seed=1 "$ddp_run" <<'PY' || fail "the srun data-parallel run differs from the 1-process run"
+import json, sys
+a, b = ([json.loads(l) for l in open(d + "/metrics.jsonl") if l.strip()] for d in sys.argv[1:3])
+assert len(a) == len(b)
+for x, y in zip(a, b):
+    for k in ("loss", "val_loss"):
+        if k in x: assert abs(x[k] - y[k]) <= 1e-5 * abs(x[k]), (x["step"], k, x[k], y[k])
+PY
+echo "slurm_test: data-parallel run under srun (2 tasks) matches the 1-process run"
 echo "slurm_test: passed in $(( $(date +%s) - started )) s"

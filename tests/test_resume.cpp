@@ -15,7 +15,7 @@
 #include "common/files.h"
 #include "test_helpers.h"
 #include "tiny_run.h"
-#include "train/interrupt.h"
+#include "common/interrupt.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
 

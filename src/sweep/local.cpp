@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/files.h"
+#include "common/interrupt.h"
 #include "common/subprocess.h"
 #include "sweep/run_state.h"
 #include "sweep/task.h"
@@ -45,7 +46,7 @@ pid_t start_task(const Sweep& sweep, const SweepRun& run, int64_t threads) {
 }  // namespace
 
 int run_locally(const Sweep& sweep, const LocalOptions& options) {
-  const SignalFlag signals;
+  const InterruptGuard signals(/*second_signal_kills=*/false);
   std::vector<const SweepRun*> pending;
   for (const auto& run : sweep.runs_in_order) {
     const RunStatus status = inspect_run(sweep, run);

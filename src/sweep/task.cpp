@@ -2,19 +2,20 @@
 
 #include <signal.h>
 
-#include <atomic>
 #include <iostream>
 
+#include "common/interrupt.h"
 #include "common/subprocess.h"
 #include "sweep/run_state.h"
 
 namespace extrap {
 namespace {
 
-std::atomic<int> g_signal{0};
-struct sigaction g_previous_int {}, g_previous_term {};
-
-void on_signal(int signal_number) { g_signal = signal_number; }
+// `srun --ntasks N` in front of a data-parallel stage (the c10d side reads srun's variables).
+std::vector<std::string> srun_prefix(const TaskOptions& options) {
+  if (options.parallel_per_task <= 1) return {};
+  return {"srun", "--ntasks", std::to_string(options.parallel_per_task), "--kill-on-bad-exit=1"};
+}
 
 std::vector<std::string> with_threads(std::vector<std::string> args, const TaskOptions& options) {
   if (options.threads > 0) args.insert(args.end(), {"--threads", std::to_string(options.threads)});
@@ -35,23 +36,6 @@ int run_stage(const Sweep& sweep, const SweepRun& run, const std::string& stage,
 
 }  // namespace
 
-SignalFlag::SignalFlag() {
-  g_signal = 0;
-  struct sigaction action {};
-  action.sa_handler = on_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &action, &g_previous_int);
-  sigaction(SIGTERM, &action, &g_previous_term);
-}
-
-SignalFlag::~SignalFlag() {
-  sigaction(SIGINT, &g_previous_int, nullptr);
-  sigaction(SIGTERM, &g_previous_term, nullptr);
-}
-
-int SignalFlag::received() const { return g_signal; }
-
 std::string shell_quote(const std::string& text) {
   const bool plain = !text.empty() && text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                              "0123456789_-+=.,/:@%") == std::string::npos;
@@ -68,10 +52,7 @@ std::string shell_line(const std::vector<std::string>& args) {
 }
 
 std::vector<std::string> train_command(const SweepRun& run, const TaskOptions& options, const fs::path& extrap) {
-  std::vector<std::string> args;
-  if (options.parallel_per_task > 1) {
-    args = {"srun", "--ntasks", std::to_string(options.parallel_per_task), "--kill-on-bad-exit=1"};
-  }
+  std::vector<std::string> args = srun_prefix(options);
   // --resume starts a run that has no config.json yet, and continues one that was interrupted.
   args.insert(args.end(), {extrap.string(), "train", "--config", run.config.string()});
   for (const auto& assignment : run.overrides) args.insert(args.end(), {"--set", assignment});
@@ -81,14 +62,15 @@ std::vector<std::string> train_command(const SweepRun& run, const TaskOptions& o
 
 std::vector<std::string> eval_command(const Sweep& sweep, const SweepRun& run, const TaskOptions& options,
                                       const fs::path& extrap) {
-  std::vector<std::string> args{extrap.string(), "eval", "--run", run.dir.string()};
+  std::vector<std::string> args = srun_prefix(options);
+  args.insert(args.end(), {extrap.string(), "eval", "--run", run.dir.string()});
   const auto rest = eval_arguments(sweep);
   args.insert(args.end(), rest.begin(), rest.end());
   return with_threads(args, options);
 }
 
 int run_task(const Sweep& sweep, const SweepRun& run, const TaskOptions& options) {
-  const SignalFlag signals;
+  const InterruptGuard signals(/*second_signal_kills=*/false);
   const fs::path extrap = self_executable();
   record_attempt(sweep, run, "running", is_trained(run) ? "eval" : "train", 0);
   if (!is_trained(run)) {

@@ -12,7 +12,7 @@ namespace extrap {
 
 struct TaskOptions {
   int64_t threads = 0;            // --threads of train and eval; 0: theirs (every core)
-  int64_t parallel_per_task = 1;  // > 1: train as `srun --ntasks N --kill-on-bad-exit=1 extrap train`
+  int64_t parallel_per_task = 1;  // > 1: train and evaluate as `srun --ntasks N --kill-on-bad-exit=1 extrap ...`
 };
 
 // The two commands, as printed into the log before they run.
@@ -23,18 +23,6 @@ std::vector<std::string> eval_command(const Sweep& sweep, const SweepRun& run, c
 // Runs what the run still needs and records the attempt; returns 0, or the exit status of the
 // command that failed (128 + signal when interrupted: then no later stage starts).
 int run_task(const Sweep& sweep, const SweepRun& run, const TaskOptions& options);
-
-// Sets a flag on SIGINT and SIGTERM instead of dying, for as long as it lives: the children get the
-// same signal (same process group, or every process of a Slurm job), checkpoint and exit, and the
-// runner waits for them and then starts nothing new.
-class SignalFlag {
- public:
-  SignalFlag();
-  ~SignalFlag();
-  SignalFlag(const SignalFlag&) = delete;
-  SignalFlag& operator=(const SignalFlag&) = delete;
-  int received() const;  // the signal, 0 while none came
-};
 
 // One line for a log: the command with each argument that needs it in single quotes.
 std::string shell_line(const std::vector<std::string>& args);

@@ -21,7 +21,7 @@
 #include "parallel/process_group.h"
 #include "position/sampling.h"
 #include "train/checkpoint.h"
-#include "train/interrupt.h"
+#include "common/interrupt.h"
 #include "train/schedule.h"
 #include "train/step.h"
 #include "train/task_batches.h"

@@ -1,4 +1,4 @@
-#include "train/interrupt.h"
+#include "common/interrupt.h"
 
 #include <atomic>
 
@@ -12,13 +12,13 @@ void on_signal(int signal_number) { g_received = signal_number; }
 
 }  // namespace
 
-InterruptGuard::InterruptGuard() {
+InterruptGuard::InterruptGuard(bool second_signal_kills) {
   g_received = 0;
   struct sigaction action {};
   action.sa_handler = on_signal;
   sigemptyset(&action.sa_mask);
   // SA_RESTART as std::signal had: a write interrupted by the first signal resumes instead of failing.
-  action.sa_flags = SA_RESETHAND | SA_RESTART;
+  action.sa_flags = (second_signal_kills ? SA_RESETHAND : 0) | SA_RESTART;
   sigaction(SIGINT, &action, &previous_int_);
   sigaction(SIGTERM, &action, &previous_term_);
 }

@@ -1,7 +1,9 @@
 #pragma once
-// SIGINT/SIGTERM during training: the first one asks the trainer to checkpoint after the current
-// step and exit 128 + signal; the handler then resets itself (SA_RESETHAND), so a second one kills
-// the process at once.
+// SIGINT/SIGTERM turned into a flag: during training the first one asks the trainer to checkpoint
+// after the current step and exit 128 + signal, and the handler then resets itself (SA_RESETHAND),
+// so a second one kills the process at once. A sweep runner keeps the flag for every signal: its
+// children get the same signals (same process group, or every process of a Slurm job), checkpoint
+// and exit, and the runner waits for them and starts nothing new.
 #include <signal.h>
 
 namespace extrap {
@@ -10,7 +12,7 @@ namespace extrap {
 // time: the signal received is process-wide.
 class InterruptGuard {
  public:
-  InterruptGuard();
+  explicit InterruptGuard(bool second_signal_kills = true);
   ~InterruptGuard();
   InterruptGuard(const InterruptGuard&) = delete;
   InterruptGuard& operator=(const InterruptGuard&) = delete;
