@@ -14,7 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-fs::path stamp_file(const SweepRun& run) { return run.dir / "results" / "sweep-eval.json"; }
+fs::path stamp_file(const SweepRun& run) { return run.dir / "sweep-eval.json"; }
 fs::path results_file(const SweepRun& run) { return run.dir / "results" / "eval.json"; }
 fs::path attempt_file(const Sweep& sweep, const SweepRun& run) {
   return sweep.state_dir() / "attempts" / (run.name + ".json");

@@ -34,7 +34,8 @@ std::vector<std::string> eval_arguments(const Sweep& sweep);
 // the treatment files' current contents) after that training.
 bool is_evaluated(const Sweep& sweep, const SweepRun& run);
 bool is_trained(const SweepRun& run);
-// Written after a successful evaluation: RUN/results/sweep-eval.json.
+// Written after a successful evaluation: RUN/sweep-eval.json (beside results/, whose files are
+// all results documents that report and plot read).
 void write_eval_stamp(const Sweep& sweep, const SweepRun& run);
 
 // The record of the last attempt, RUNS/.sweep/attempts/NAME.json: {"state": running | finished |
