@@ -58,7 +58,8 @@ RopeSpec spec8(RopeScaling scaling, double factor, int64_t train_length = 100) {
 
 const RopeScaling kAllScalings[] = {RopeScaling::kNone,     RopeScaling::kPi,       RopeScaling::kNtkOld,
                                     RopeScaling::kNtkAware, RopeScaling::kNtkFixed, RopeScaling::kNtkMixed,
-                                    RopeScaling::kDynamicNtk, RopeScaling::kYarn};
+                                    RopeScaling::kDynamicNtk, RopeScaling::kYarn,     RopeScaling::kYarnHf,
+                                    RopeScaling::kLlama3};
 
 // ---- Frequency scaling --------------------------------------------------------------------------
 

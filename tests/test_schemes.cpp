@@ -268,8 +268,12 @@ TEST(SchemeRegistry, InferenceTimeParametersAreDeclaredPerScheme) {
     }
     return names;
   };
-  EXPECT_EQ(inference("rope"), (std::set<std::string>{"scaling", "factor", "mixed_exponent", "yarn_alpha", "yarn_beta",
-                                                      "yarn_temperature"}));
+  const std::set<std::string> rotary_knobs{"scaling",         "factor",          "mixed_exponent", "yarn_alpha",
+                                           "yarn_beta",       "yarn_temperature", "low_freq_factor", "high_freq_factor",
+                                           "original_length", "short_factor",    "long_factor",    "factors_file",
+                                           "resonance"};
+  EXPECT_EQ(inference("rope"), rotary_knobs);
+  EXPECT_EQ(inference("p_rope"), rotary_knobs);  // p is trained: the still pairs are part of the weights' world
   EXPECT_EQ(inference("rerope"), (std::set<std::string>{"window", "leaky_factor"}));
   for (const char* trained_only : {"xpos", "alibi", "kerple", "t5", "fire", "learned"}) {
     EXPECT_TRUE(inference(trained_only).empty()) << trained_only;

@@ -82,8 +82,10 @@ TEST(Treatments, SwitchingRopeToReropeKeepsBaseAndRotaryDimsAndDropsRopeOnlyPara
   EXPECT_EQ(rerope.position.params, (json{{"base", 500.0}, {"rotary_dims", 8}, {"window", 16}, {"leaky_factor", 0.0}}));
   // Every dropped value is named, defaults included: they were part of the trained model too.
   EXPECT_TRUE(contains(log.text(), "treatment \"ReRoPE-w/4\": position: switching rope -> \"rerope\" drops factor = "
-                                   "0.0, mixed_exponent = 0.5, scaling = \"ntk_mixed\", yarn_alpha = 1.0, yarn_beta = "
-                                   "32.0, yarn_temperature = true"))
+                                   "0.0, factors_file = \"\", high_freq_factor = 4.0, long_factor = [], low_freq_factor = "
+                                   "1.0, mixed_exponent = 0.5, original_length = 0, resonance = false, scaling = "
+                                   "\"ntk_mixed\", short_factor = [], yarn_alpha = 1.0, yarn_beta = 32.0, "
+                                   "yarn_temperature = true"))
       << log.text();
 
   // And back (InvLeaky → RoPE): the trained window and leaky factor do not carry over.
@@ -153,7 +155,8 @@ TEST(Treatments, RopeTreatmentsRefuseNonRopeModelsNamingTheTreatment) {
                        }),
                        "treatment \"b\".position.base: fixed by the trained weights; a treatment may set rope's "
                        "inference-time parameters only (scaling, factor, mixed_exponent, yarn_alpha, yarn_beta, "
-                       "yarn_temperature)"));
+                       "yarn_temperature, low_freq_factor, high_freq_factor, original_length, short_factor, "
+                       "long_factor, factors_file, resonance)"));
   EXPECT_TRUE(contains(user_error_message([&] {
                          apply_treatment(trained(), treatment({{"name", "r"},
                                                                {"position", {{"scheme", "rerope"}, {"rotary_dims", 8}}}}));

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -16,6 +17,7 @@
 #include "data/dataset.h"
 #include "data/task_dataset.h"
 #include "eval/evaluator.h"
+#include "position/rope_bound.h"
 #include "position/scheme_info.h"
 #include "report/results.h"
 #include "report/tables.h"
@@ -326,6 +328,12 @@ int run_cli(int argc, char** argv) {
   schemes_cmd->add_flag("--json", schemes_json, "print JSON");
   schemes_cmd->add_flag("--brief", schemes_brief, "names, descriptions and references only");
   schemes_cmd->add_flag("--markdown", schemes_markdown, "a markdown table of names, descriptions and references");
+  int64_t rope_bound_length = 0, rope_bound_head_dim = 0;
+  auto* rope_bound_option = schemes_cmd->add_option(
+      "--rope-bound", rope_bound_length,
+      "print Su's lower bound on RoPE's base for this context length (Part 18; with --head-dim)");
+  schemes_cmd->add_option("--head-dim", rope_bound_head_dim, "head dimension for --rope-bound")->needs(rope_bound_option);
+  rope_bound_option->needs(schemes_cmd->get_option("--head-dim"));
 
   const SweepCommand sweep_command = add_sweep_command(app);
 
@@ -478,6 +486,11 @@ int run_cli(int argc, char** argv) {
       report_options.format = parse_table_format(format);
       report_options.layout = su_layout ? ReportLayout::Su : parse_report_layout(layout);
       print_report(read_report_inputs(report_inputs, report_sweep), report_options);
+    } else if (*schemes_cmd && rope_bound_option->count()) {
+      const double base = rope_base_lower_bound(rope_bound_length, rope_bound_head_dim);
+      std::cout << "smallest RoPE base b with sum_t cos(m b^(-2t/" << rope_bound_head_dim << ")) >= 0 for every m < "
+                << rope_bound_length << ": " << std::setprecision(4) << base
+                << " (Su, Transformer upgrade road Part 18; scanned upwards in steps of 0.02%)\n";
     } else if (*schemes_cmd) {
       print_schemes(schemes_json       ? SchemeListing::Json
                     : schemes_markdown ? SchemeListing::Markdown

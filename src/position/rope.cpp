@@ -11,6 +11,8 @@
 // from that length is fixed for the life of a Rope object.
 #include "position/rope.h"
 
+#include "common/files.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -39,6 +41,8 @@ constexpr EnumName<RopeScaling> kScalingNames[] = {
     {RopeScaling::kNtkOld, "ntk_old"},      {RopeScaling::kNtkAware, "ntk_aware"},
     {RopeScaling::kNtkFixed, "ntk_fixed"},  {RopeScaling::kNtkMixed, "ntk_mixed"},
     {RopeScaling::kDynamicNtk, "dynamic_ntk"}, {RopeScaling::kYarn, "yarn"},
+    {RopeScaling::kYarnHf, "yarn_hf"},      {RopeScaling::kLlama3, "llama3"},
+    {RopeScaling::kLongRope, "longrope"},
 };
 
 // theta_t * f_t with f computed in double per t (std::pow / std::exp, so f_t = 1 exactly when s = 1).
@@ -48,6 +52,56 @@ torch::Tensor scaled(const torch::Tensor& theta, F per_t) {
   auto* p = out.data_ptr<double>();
   for (int64_t t = 0; t < out.numel(); ++t) p[t] *= per_t(t, p[t]);
   return out;
+}
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Hugging Face's YaRN (_compute_yarn_parameters): the ramp runs over the pair index t between the
+// pairs that turn beta_fast and beta_slow times over the original length, floored and ceiled as
+// transformers and llama.cpp round them: pairs below `low` keep theta_t, pairs above `high` take
+// theta_t / s, and a linear ramp in t blends the two between.
+torch::Tensor yarn_hf_frequencies(const RopeSpec& spec, const torch::Tensor& theta, double s) {
+  const double d = double(spec.dims()), base = spec.base, length = double(spec.pre_extension_length());
+  const auto correction_pair = [&](double rotations) {  // the pair t (fractional) that turns `rotations` times
+    return d * std::log(length / (rotations * 2.0 * kPi)) / (2.0 * std::log(base));
+  };
+  double low = std::max(0.0, std::floor(correction_pair(spec.yarn_beta)));
+  double high = std::min(d - 1.0, std::ceil(correction_pair(spec.yarn_alpha)));
+  if (low == high) high += 0.001;  // as transformers: no division by zero
+  return scaled(theta, [&](int64_t t, double) {
+    const double interpolate = std::clamp((double(t) - low) / (high - low), 0.0, 1.0);
+    return 1.0 - interpolate * (1.0 - 1.0 / s);  // interpolate / s + (1 - interpolate), exactly 1 at s = 1
+  });
+}
+
+// Llama 3 (transformers' _compute_llama3_parameters): wavelengths longer than L_o / low_freq_factor
+// are interpolated by s, shorter than L_o / high_freq_factor kept, and those between blended.
+torch::Tensor llama3_frequencies(const RopeSpec& spec, const torch::Tensor& theta, double s) {
+  const double length = double(spec.pre_extension_length());
+  const double low_wavelength = length / spec.low_freq_factor, high_wavelength = length / spec.high_freq_factor;
+  return scaled(theta, [&](int64_t, double th) {
+    if (th == 0.0) return 1.0;  // a pair that never turns (p-RoPE) stays still
+    const double wavelength = 2.0 * kPi / th;
+    if (wavelength > low_wavelength) return 1.0 / s;
+    if (wavelength < high_wavelength) return 1.0;
+    const double smooth = (length / wavelength - spec.low_freq_factor) / (spec.high_freq_factor - spec.low_freq_factor);
+    return 1.0 - (1.0 - smooth) * (1.0 - 1.0 / s);  // (1 - smooth) / s + smooth, exactly 1 at s = 1
+  });
+}
+
+// LongRoPE (transformers' _compute_longrope_parameters): theta_t / lambda_t, with the long factors
+// once the window is longer than the original length and the short ones within it.
+torch::Tensor longrope_frequencies(const RopeSpec& spec, const torch::Tensor& theta, int64_t context_length) {
+  const auto& factors = context_length > spec.pre_extension_length() ? spec.long_factor : spec.short_factor;
+  return scaled(theta, [&](int64_t t, double) { return 1.0 / factors[std::size_t(t)]; });
+}
+
+// Resonance RoPE (Wang et al. 2024): theta_t -> 2 pi / round(2 pi / theta_t), an integer wavelength.
+torch::Tensor resonant(const torch::Tensor& theta) {
+  return scaled(theta, [](int64_t, double th) {
+    if (th == 0.0) return 1.0;
+    return (2.0 * kPi / std::round(2.0 * kPi / th)) / th;
+  });
 }
 
 }  // namespace
@@ -60,11 +114,14 @@ torch::Tensor plain_spectrum(int64_t dims, double base) {
 
 double rope_extension_factor(const RopeSpec& spec, int64_t context_length) {
   if (spec.factor > 0) return spec.factor;
-  if (spec.scaling == RopeScaling::kDynamicNtk || spec.train_length <= 0) return 1.0;
-  return std::max(1.0, double(context_length) / double(spec.train_length));
+  if (spec.scaling == RopeScaling::kDynamicNtk || spec.pre_extension_length() <= 0) return 1.0;
+  return std::max(1.0, double(context_length) / double(spec.pre_extension_length()));
 }
 
-torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length) {
+namespace {
+
+// theta_t after the frequency scaling alone (rope_frequencies then applies resonance).
+torch::Tensor scaled_frequencies(const RopeSpec& spec, int64_t context_length) {
   const int64_t d = spec.dims();
   const double dd = double(d);
   const double s = rope_extension_factor(spec, context_length);
@@ -97,27 +154,44 @@ torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length) {
     }
     case RopeScaling::kYarn: {  // [gamma + (1 - gamma)/s] theta, gamma a ramp on r = L theta / (2 pi)
       const double alpha = spec.yarn_alpha, beta = spec.yarn_beta;
-      const double pi = std::acos(-1.0);
       return scaled(theta, [&](int64_t, double th) {
-        const double r = double(spec.train_length) * th / (2.0 * pi);
+        const double r = double(spec.train_length) * th / (2.0 * kPi);
         const double gamma = std::clamp((r - alpha) / (beta - alpha), 0.0, 1.0);
         return 1.0 - (1.0 - gamma) * (1.0 - 1.0 / s);  // the same, and exactly 1 when s = 1
       });
     }
+    case RopeScaling::kYarnHf:
+      return yarn_hf_frequencies(spec, theta, s);
+    case RopeScaling::kLlama3:
+      return llama3_frequencies(spec, theta, s);
+    case RopeScaling::kLongRope:
+      return longrope_frequencies(spec, theta, context_length);
   }
   return theta;
 }
 
+}  // namespace
+
+torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length) {
+  const auto theta = scaled_frequencies(spec, context_length);
+  return spec.resonance ? resonant(theta) : theta;
+}
+
 double rope_logit_temperature(const RopeSpec& spec, int64_t context_length) {
-  if (spec.scaling != RopeScaling::kYarn || !spec.yarn_temperature) return 1.0;
   const double s = rope_extension_factor(spec, context_length);
   if (s <= 1.0) return 1.0;
+  if (spec.scaling == RopeScaling::kLongRope) {  // sqrt(1 + ln s / ln L_o) on q and k alike
+    return 1.0 + std::log(s) / std::log(double(spec.pre_extension_length()));
+  }
+  const bool yarn = spec.scaling == RopeScaling::kYarn || spec.scaling == RopeScaling::kYarnHf;
+  if (!yarn || !spec.yarn_temperature) return 1.0;
   const double m = 1.0 + 0.1 * std::log(s);  // YaRN's mscale, applied to q and k alike: logits * m^2
   return m * m;
 }
 
 LengthUse rope_length_use(const RopeSpec& spec) {
   if (spec.scaling == RopeScaling::kDynamicNtk) return LengthUse::kDynamic;
+  if (spec.scaling == RopeScaling::kLongRope) return LengthUse::kPerLength;  // short or long factors
   if (spec.scaling == RopeScaling::kNone || spec.factor > 0) return LengthUse::kNone;
   return LengthUse::kPerLength;
 }
@@ -132,13 +206,21 @@ std::vector<SchemeParam> rope_scaling_params() {
     return SchemeParam{name, std::move(value), description, /*inference=*/true};
   };
   return {knob("scaling", "none",
-               "frequency scaling: none | pi | ntk_old | ntk_aware | ntk_fixed | ntk_mixed | dynamic_ntk | yarn"),
+               "frequency scaling: none | pi | ntk_old | ntk_aware | ntk_fixed | ntk_mixed | dynamic_ntk | yarn | "
+               "yarn_hf | llama3 | longrope"),
           knob("factor", 0.0, "extension factor s; 0 = max(1, evaluated length / train_length) (1 for dynamic_ntk)"),
           knob("mixed_exponent", 0.625, "ntk_mixed: exponent b in exp(-a (t+1)^b)"),
           knob("yarn_alpha", 1.0,
                "yarn: ramp start (rotations per training length below which theta is fully interpolated)"),
           knob("yarn_beta", 32.0, "yarn: ramp end (rotations above which theta is unchanged)"),
-          knob("yarn_temperature", true, "yarn: multiply the logits by (1 + 0.1 ln s)^2")};
+          knob("yarn_temperature", true, "yarn, yarn_hf: multiply the logits by (1 + 0.1 ln s)^2"),
+          knob("low_freq_factor", 1.0, "llama3: wavelengths above original_length / low_freq_factor are interpolated"),
+          knob("high_freq_factor", 4.0, "llama3: wavelengths below original_length / high_freq_factor are kept"),
+          knob("original_length", 0, "llama3, yarn_hf, longrope: the pre-extension length L_o; 0 = data.train_length"),
+          knob("short_factor", nlohmann::json::array(), "longrope: lambda_t per rotated pair within L_o (d/2 numbers)"),
+          knob("long_factor", nlohmann::json::array(), "longrope: lambda_t per rotated pair beyond L_o (d/2 numbers)"),
+          knob("factors_file", "", "longrope: a JSON file with short_factor and long_factor (instead of the lists)"),
+          knob("resonance", false, "round every wavelength 2 pi / theta_t to an integer (Resonance RoPE), after any scaling")};
 }
 
 RopeSpec rope_spec_from_params(const nlohmann::json& p, const ModelShape& shape) {
@@ -184,6 +266,60 @@ void read_rope_scaling(const nlohmann::json& p, RopeSpec& spec) {
                                   format_number(spec.yarn_beta));
   }
   spec.yarn_temperature = param<bool>(p, "yarn_temperature");
+  spec.low_freq_factor = param<double>(p, "low_freq_factor");
+  spec.high_freq_factor = param<double>(p, "high_freq_factor");
+  if (!(spec.low_freq_factor > 0.0)) reject_param("low_freq_factor", "must be > 0, got " + format_number(spec.low_freq_factor));
+  if (!(spec.high_freq_factor > spec.low_freq_factor)) {
+    reject_param("high_freq_factor", "must be > low_freq_factor (" + format_number(spec.low_freq_factor) + "), got " +
+                                         format_number(spec.high_freq_factor));
+  }
+  spec.original_length = param<int64_t>(p, "original_length");
+  if (spec.original_length < 0) reject_param("original_length", "must be >= 0 (0 = data.train_length), got " + std::to_string(spec.original_length));
+  const bool has_original = spec.scaling == RopeScaling::kLlama3 || spec.scaling == RopeScaling::kYarnHf ||
+                            spec.scaling == RopeScaling::kLongRope;
+  if (spec.original_length != 0 && !has_original) reject_param("original_length", "applies only to scaling llama3, yarn_hf or longrope");
+  spec.resonance = param<bool>(p, "resonance");
+}
+
+// LongRoPE's factor lists, from the params or from factors_file: d/2 positive, non-decreasing
+// numbers each (the search of the LongRoPE paper keeps lambda monotone in t).
+void read_longrope_factors(const nlohmann::json& p, RopeSpec& spec) {
+  nlohmann::json lists = {{"short_factor", p.at("short_factor")}, {"long_factor", p.at("long_factor")}};
+  const std::string file = param<std::string>(p, "factors_file");
+  const bool inline_lists = !lists["short_factor"].empty() || !lists["long_factor"].empty();
+  if (spec.scaling != RopeScaling::kLongRope) {
+    if (inline_lists || !file.empty()) reject_param(inline_lists ? "short_factor" : "factors_file", "applies only to scaling \"longrope\"");
+    return;
+  }
+  std::string where = "position.";
+  if (!file.empty()) {
+    if (inline_lists) reject_param("factors_file", "give the factor lists inline or in a file, not both");
+    const auto document = read_json_file(file);
+    for (const char* key : {"short_factor", "long_factor"}) {
+      if (!document.contains(key)) throw UserError(file + ": no \"" + key + "\" list");
+      lists[key] = document[key];
+    }
+    where = file + ": ";
+  }
+  const std::size_t pairs = std::size_t(spec.dims() / 2);
+  for (const char* key : {"short_factor", "long_factor"}) {
+    const auto& list = lists[key];
+    const auto fail = [&](const std::string& problem) { throw UserError(where + key + ": " + problem); };
+    if (!list.is_array() || list.size() != pairs) {
+      fail("expected " + std::to_string(pairs) + " numbers (one per rotated pair), got " +
+           (list.is_array() ? std::to_string(list.size()) : list.dump()));
+    }
+    std::vector<double> factors;
+    for (const auto& x : list) {
+      if (!x.is_number()) fail("expected numbers, got " + x.dump());
+      factors.push_back(x.get<double>());
+      if (!(factors.back() > 0.0)) fail("factor " + std::to_string(factors.size() - 1) + " is " + x.dump() + "; every factor must be > 0");
+      if (factors.size() > 1 && factors.back() < factors[factors.size() - 2]) {
+        fail("factor " + std::to_string(factors.size() - 1) + " (" + x.dump() + ") is below the one before it; LongRoPE's factors are non-decreasing");
+      }
+    }
+    (std::string(key) == "short_factor" ? spec.short_factor : spec.long_factor) = std::move(factors);
+  }
 }
 
 }  // namespace
@@ -191,6 +327,7 @@ void read_rope_scaling(const nlohmann::json& p, RopeSpec& spec) {
 RopeSpec scaled_rope_spec(const nlohmann::json& p, const ModelShape& shape) {
   RopeSpec spec = rope_spec_from_params(p, shape);
   read_rope_scaling(p, spec);
+  read_longrope_factors(p, spec);
   return spec;
 }
 

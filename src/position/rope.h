@@ -5,6 +5,7 @@
 // docs/extending.md); the scaling treatments then apply to it unchanged.
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "position/scheme.h"
@@ -16,8 +17,9 @@ torch::Tensor rope_inverse_frequencies(int64_t dims, double base, const torch::T
 // Rotates x[..., T, dims] with the full-width tables of Rope::cos_sin: [cos, cos] and [-sin, sin].
 torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
-// How the rotation frequencies change with the extension factor s (spec §3.8, §3.9, §3.14).
-enum class RopeScaling { kNone, kPi, kNtkOld, kNtkAware, kNtkFixed, kNtkMixed, kDynamicNtk, kYarn };
+// How the rotation frequencies change with the extension factor s (spec §3.8, §3.9, §3.14; the
+// Hugging Face definitions of llama3, yarn (as yarn_hf) and longrope, anchors-2026.md §1c).
+enum class RopeScaling { kNone, kPi, kNtkOld, kNtkAware, kNtkFixed, kNtkMixed, kDynamicNtk, kYarn, kYarnHf, kLlama3, kLongRope };
 
 const char* rope_scaling_name(RopeScaling scaling);
 
@@ -36,9 +38,14 @@ struct RopeSpec {
   double mixed_exponent = 0.625;  // b of NTK-mixed
   double yarn_alpha = 1.0, yarn_beta = 32.0;
   bool yarn_temperature = true;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  std::vector<double> short_factor, long_factor;         // longrope: one per rotated pair
+  int64_t original_length = 0;  // llama3, yarn_hf, longrope: the pre-extension length; 0 = train_length
+  bool resonance = false;       // round every wavelength 2 pi / theta_t to an integer, after any scaling
   int64_t train_length = 0;
   RotarySpectrum spectrum = plain_spectrum;
   int64_t dims() const { return rotary_dims > 0 ? rotary_dims : head_dim; }
+  int64_t pre_extension_length() const { return original_length > 0 ? original_length : train_length; }
 };
 
 // The extension factor s the scaling uses when the model is built for `context_length` tokens.
@@ -46,8 +53,9 @@ double rope_extension_factor(const RopeSpec& spec, int64_t context_length);
 // theta_t after scaling, float64 [dims/2] on the CPU. With s = 1 every scaling returns exactly the
 // plain frequencies (and dynamic_ntk does whenever context_length <= train_length).
 torch::Tensor rope_frequencies(const RopeSpec& spec, int64_t context_length);
-// The factor multiplying the logits (applied to the queries): YaRN's (1 + 0.1 ln s)^2 when
-// yarn_temperature is on and s > 1; 1 otherwise.
+// The factor multiplying the logits (applied to the queries): YaRN's (1 + 0.1 ln s)^2 (yarn, yarn_hf)
+// when yarn_temperature is on and s > 1; LongRoPE's (1 + ln s / ln L_o) (its sqrt scales q and k in
+// Hugging Face) when s > 1; 1 otherwise.
 double rope_logit_temperature(const RopeSpec& spec, int64_t context_length);
 
 // How a model built with this spec depends on the evaluated length (SchemeInfo::length_use).
