@@ -481,6 +481,15 @@ TEST_F(ConfigTest, MiddleLayersFollowSusHwfa2Placement) {
     document["layers"] = json::array({{{"layers", bad}}});
     expect_error(write("middle_bad.json", document), {"layers[0].layers", "expected \"middle:F\""});
   }
+  // "every:K": every K-th layer counting from 1, as Llama 4's no_rope_layer_interval places NoPE.
+  EXPECT_EQ(middle(12, "every:4"), (std::vector<int64_t>{3, 7, 11}));
+  EXPECT_EQ(middle(4, "every:1"), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(middle(5, "every:5"), (std::vector<int64_t>{4}));
+  for (const char* bad : {"every:0", "every:6", "every:", "every:-1"}) {
+    document["model"]["n_layers"] = 5;
+    document["layers"] = json::array({{{"layers", bad}}});
+    expect_error(write("every_bad.json", document), {"layers[0].layers", "expected \"every:K\" with 1 <= K <= model.n_layers = 5"});
+  }
 }
 
 }  // namespace

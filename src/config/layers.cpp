@@ -1,5 +1,6 @@
 // Attention settings and per-layer overrides (`layers` entries) of a config.
 #include <cmath>
+#include <optional>
 
 #include "common/error.h"
 #include "common/json_kind.h"
@@ -52,8 +53,27 @@ json merge_attention(json base, const json& overlay, const std::string& key) {
   return base;
 }
 
+namespace {
+
+// The count of a selection "PREFIX:N" with 1 <= N <= n_layers (N named `letter` in the error);
+// nullopt for other selections.
+std::optional<int64_t> prefixed_count(const json& selection, const std::string& prefix, const char* letter,
+                                      int64_t n_layers, const std::string& key) {
+  if (!selection.is_string() || selection.get<std::string>().rfind(prefix, 0) != 0) return std::nullopt;
+  const std::string count = selection.get<std::string>().substr(prefix.size());
+  const bool whole = !count.empty() && count.size() <= 6 && count.find_first_not_of("0123456789") == std::string::npos;
+  const int64_t n = whole ? std::stoll(count) : 0;
+  if (n < 1 || n > n_layers) {
+    fail(key, "\"" + selection.get<std::string>() + "\": expected \"" + prefix + letter + "\" with 1 <= " + letter +
+                  " <= model.n_layers = " + std::to_string(n_layers));
+  }
+  return n;
+}
+
+}  // namespace
+
 // Layer selections: a list of indices (negative ones count from the end), a Python-style slice
-// string "a:b" (either bound may be omitted or negative), or "middle:F".
+// string "a:b" (either bound may be omitted or negative), "middle:F" or "every:K".
 std::vector<int64_t> select_layers(const json& selection, int64_t n_layers, const std::string& key) {
   auto normalise = [&](int64_t index) {
     const int64_t resolved = index < 0 ? index + n_layers : index;
@@ -68,16 +88,13 @@ std::vector<int64_t> select_layers(const json& selection, int64_t n_layers, cons
       if (!index.is_number_integer()) fail(key, "expected layer indices (integers), got " + index.dump());
       layers.push_back(normalise(index.get<int64_t>()));
     }
-  } else if (selection.is_string() && selection.get<std::string>().rfind("middle:", 0) == 0) {
+  } else if (const auto count = prefixed_count(selection, "middle:", "F", n_layers, key)) {
     // Su's HWFA2 placement (Part 14): F layers at floor(k n / (F + 1)), k = 1..F.
-    const std::string count = selection.get<std::string>().substr(7);
-    const bool whole = !count.empty() && count.size() <= 6 && count.find_first_not_of("0123456789") == std::string::npos;
-    const int64_t f = whole ? std::stoll(count) : 0;
-    if (f < 1 || f > n_layers) {
-      fail(key, "\"" + selection.get<std::string>() + "\": expected \"middle:F\" with 1 <= F <= model.n_layers = " +
-                    std::to_string(n_layers));
-    }
-    for (int64_t k = 1; k <= f; ++k) layers.push_back(k * n_layers / (f + 1));
+    for (int64_t k = 1; k <= *count; ++k) layers.push_back(k * n_layers / (*count + 1));
+  } else if (const auto interval = prefixed_count(selection, "every:", "K", n_layers, key)) {
+    // Every K-th layer counting from 1 (layers K-1, 2K-1, ...): Llama 4's no_rope_layer_interval,
+    // SmolLM3's NoPE every 4th layer.
+    for (int64_t i = *interval - 1; i < n_layers; i += *interval) layers.push_back(i);
   } else if (selection.is_string()) {
     const std::string text = selection.get<std::string>();
     const auto colon = text.find(':');
