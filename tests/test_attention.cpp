@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernel_inputs.h"
 #include "test_helpers.h"
 
 #include "model/attention.h"
@@ -77,32 +78,11 @@ TEST(AttentionPlan, WindowBlocksComputeOnlyTheirBand) {
 
 // ---- Kernels against a full-matrix reference --------------------------------------------------
 
-struct Inputs {
-  torch::Tensor q, k, v, q_far, k_far;
-};
+using Inputs = test::KernelInputs;
+using test::detached_copy;
+using test::query_key;
 
-Inputs random_inputs(int64_t length, bool requires_grad) {
-  Inputs in;
-  for (auto* t : {&in.q, &in.k, &in.v, &in.q_far, &in.k_far}) {
-    *t = torch::randn({2, 3, length, 8}).set_requires_grad(requires_grad);
-  }
-  return in;
-}
-
-Inputs detached_copy(const Inputs& in) {
-  const auto copy = [](const torch::Tensor& t) { return t.detach().clone().set_requires_grad(true); };
-  return {copy(in.q), copy(in.k), copy(in.v), copy(in.q_far), copy(in.k_far)};
-}
-
-QueryKey query_key(const Inputs& in, int64_t far_from) {
-  QueryKey qk{in.q, in.k};
-  if (far_from > 0) {
-    qk.q_far = in.q_far;
-    qk.k_far = in.k_far;
-    qk.far_from = far_from;
-  }
-  return qk;
-}
+Inputs random_inputs(int64_t length, bool requires_grad) { return test::random_kernel_inputs(length, requires_grad); }
 
 struct KernelCase {
   KeyMask mask;

@@ -3,6 +3,7 @@
 // blockwise) against a masked softmax over the full score matrix, outputs and gradients.
 #include <gtest/gtest.h>
 
+#include "kernel_inputs.h"
 #include "test_helpers.h"
 
 #include "model/attention.h"
@@ -101,32 +102,11 @@ TEST(DocumentPlans, QueryScalesCountTheKeysOfTheDocument) {
   EXPECT_EQ(scales[0][14].item<float>(), 1.0f);
 }
 
-struct Inputs {
-  torch::Tensor q, k, v, q_far, k_far;
-};
+using Inputs = test::KernelInputs;
+using test::detached_copy;
+using test::query_key;
 
-Inputs random_inputs(bool requires_grad) {
-  Inputs in;
-  for (auto* t : {&in.q, &in.k, &in.v, &in.q_far, &in.k_far}) {
-    *t = torch::randn({2, 3, kLength, 8}).set_requires_grad(requires_grad);
-  }
-  return in;
-}
-
-Inputs detached_copy(const Inputs& in) {
-  const auto copy = [](const torch::Tensor& t) { return t.detach().clone().set_requires_grad(true); };
-  return {copy(in.q), copy(in.k), copy(in.v), copy(in.q_far), copy(in.k_far)};
-}
-
-QueryKey query_key(const Inputs& in, int64_t far_from) {
-  QueryKey qk{in.q, in.k};
-  if (far_from > 0) {
-    qk.q_far = in.q_far;
-    qk.k_far = in.k_far;
-    qk.far_from = far_from;
-  }
-  return qk;
-}
+Inputs random_inputs(bool requires_grad) { return test::random_kernel_inputs(kLength, requires_grad); }
 
 torch::Tensor attend(AttentionKernel kernel, const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call) {
   if (kernel == AttentionKernel::kFusedCpu) return fused_causal_attention(qk, v, call);
