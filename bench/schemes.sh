@@ -2,12 +2,14 @@
 # Training-step and eval time of every scheme and attention variant on the `extrap bench` reference
 # model (d_model 256, 4 layers, T = 256, batch 16), measured in alternating rounds so every variant
 # sees the same machine noise. Prints a markdown table of medians and ratios to RoPE.
-# Usage: bench/schemes.sh [ROUNDS] [EVAL_LENGTH]    (run on a quiet machine: other processes make
-# OpenMP spin and distort every number)
+# Usage: bench/schemes.sh [ROUNDS] [EVAL_LENGTH] [NAMES]    (run on a quiet machine: other processes
+# make OpenMP spin and distort every number). NAMES: an extended regular expression; only the
+# variants whose names match run, with rope always first (e.g. 'rerope|self_extend|string|dual').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 eval_length=${2:-8192}
+names=${3:-}
 variants=(
   "rope|"
   "nope|position.scheme=nope"
@@ -25,6 +27,9 @@ variants=(
   "rope+qk-bias|model.bias=false attention.qk_bias=true"
   "rerope-w64 (two-pass)|position.scheme=rerope position.window=64"
   "invleaky-w64-k1/16|position.scheme=rerope position.window=64 position.leaky_factor=0.0625"
+  "self_extend-G4-w64 (two-pass)|position.scheme=self_extend position.group_size=4 position.window=64"
+  "string (two-pass)|position.scheme=string"
+  "dual_chunk (three-pass)|position.scheme=dual_chunk"
   "window-64|attention.window=64"
   "window-64+4sinks|attention.window=64 attention.sinks=4"
   "logn|attention.logn=train"
@@ -32,6 +37,13 @@ variants=(
   "cosa|attention.qk_norm=cosine"
   "random-positions|position_sampling.train=random"
 )
+if [ -n "$names" ]; then
+  selected=("${variants[0]}")
+  for v in "${variants[@]:1}"; do
+    if grep -qE -- "$names" <<<"${v%%|*}"; then selected+=("$v"); fi
+  done
+  variants=("${selected[@]}")
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for round in $(seq "$rounds"); do

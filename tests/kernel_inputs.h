@@ -8,32 +8,37 @@
 namespace extrap::test {
 
 struct KernelInputs {
-  torch::Tensor q, k, v, q_far, k_far;
+  torch::Tensor q, k, v;
+  std::vector<ScorePair> far;  // enough for any rule (kMaxPasses - 1 pairs)
+  std::vector<torch::Tensor*> tensors() {
+    std::vector<torch::Tensor*> all{&q, &k, &v};
+    for (auto& pair : far) all.insert(all.end(), {&pair.q, &pair.k});
+    return all;
+  }
 };
 
 inline KernelInputs random_kernel_inputs(int64_t length, bool requires_grad) {
   KernelInputs in;
-  for (auto* t : {&in.q, &in.k, &in.v, &in.q_far, &in.k_far}) {
-    *t = torch::randn({2, 3, length, 8}).set_requires_grad(requires_grad);
-  }
+  in.far.resize(kMaxPasses - 1);
+  for (auto* t : in.tensors()) *t = torch::randn({2, 3, length, 8}).set_requires_grad(requires_grad);
   return in;
 }
 
 // Leaf copies of the same values, for a second backward to compare gradients with.
-inline KernelInputs detached_copy(const KernelInputs& in) {
-  const auto copy = [](const torch::Tensor& t) { return t.detach().clone().set_requires_grad(true); };
-  return {copy(in.q), copy(in.k), copy(in.v), copy(in.q_far), copy(in.k_far)};
+inline KernelInputs detached_copy(KernelInputs in) {
+  for (auto* t : in.tensors()) *t = t->detach().clone().set_requires_grad(true);
+  return in;
+}
+
+// The pairs the rule uses: pass 0 is (q, k), pass p the far pair p - 1.
+inline QueryKey query_key(const KernelInputs& in, const PassRule& rule) {
+  QueryKey qk{in.q, in.k};
+  for (int p = 1; p < rule.passes(); ++p) qk.far_passes.push_back(in.far[p - 1]);
+  qk.rule = rule;
+  return qk;
 }
 
 // far_from > 0 adds the far pass from that distance on.
-inline QueryKey query_key(const KernelInputs& in, int64_t far_from) {
-  QueryKey qk{in.q, in.k};
-  if (far_from > 0) {
-    qk.q_far = in.q_far;
-    qk.k_far = in.k_far;
-    qk.far_from = far_from;
-  }
-  return qk;
-}
+inline QueryKey query_key(const KernelInputs& in, int64_t far_from) { return query_key(in, PassRule{far_from, 0}); }
 
 }  // namespace extrap::test

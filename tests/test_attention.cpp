@@ -27,17 +27,21 @@ using test::naive_attention;
 TEST(AttentionPlan, VisibleColumnsAreExactlyTheVisibleKeys) {
   for (const KeyMask mask : {KeyMask{0, 0}, KeyMask{5, 0}, KeyMask{5, 3}, KeyMask{1, 2}, KeyMask{8, 8}}) {
     for (int64_t block : {1, 4, 7, 64}) {
-      for (int64_t far_from : {0, 3}) {
+      for (const PassRule rule : {PassRule{0, 0}, PassRule{3, 0}, PassRule{0, 5}}) {
         SCOPED_TRACE(testing::Message() << "window " << mask.window << " sinks " << mask.sinks << " block " << block
-                                        << " far_from " << far_from);
-        for (const auto& plan : plan_attention(37, block, mask, far_from)) {
-          // Spans tile the segments exactly, in column order.
+                                        << " far_from " << rule.far_from << " chunk " << rule.chunk);
+        for (const auto& plan : plan_attention(37, block, mask, rule)) {
+          // Spans tile the segments exactly, in column order, and bound the pass of every pair.
           int64_t column = 0;
           for (const auto& span : plan.spans) {
             EXPECT_EQ(span.column, column);
             column += span.end - span.begin;
-            if (span.pass == Pass::kMixed) {
-              EXPECT_LT(span.end - span.begin, plan.rows());
+            if (rule.far_from > 0 && span.mixed()) EXPECT_LT(span.end - span.begin, plan.rows());
+            for (int64_t i = plan.q_begin; i < plan.q_end; ++i) {
+              for (int64_t j = span.begin; j < span.end; ++j) {
+                EXPECT_GE(rule.pass(i, j), span.pass) << "query " << i << " key " << j;
+                EXPECT_LE(rule.pass(i, j), span.last_pass) << "query " << i << " key " << j;
+              }
             }
           }
           EXPECT_EQ(column, plan.columns);
@@ -66,7 +70,7 @@ TEST(AttentionPlan, VisibleColumnsAreExactlyTheVisibleKeys) {
 
 TEST(AttentionPlan, WindowBlocksComputeOnlyTheirBand) {
   // Query block [64, 128) with window 16 needs keys [49, 128) only; sinks add [0, 4).
-  const auto plans = plan_attention(128, 64, KeyMask{16, 4}, 0);
+  const auto plans = plan_attention(128, 64, KeyMask{16, 4});
   ASSERT_EQ(plans.size(), 2u);
   ASSERT_EQ(plans[1].segments.size(), 2u);
   EXPECT_EQ(plans[1].segments[0].begin, 0);
@@ -86,11 +90,17 @@ Inputs random_inputs(int64_t length, bool requires_grad) { return test::random_k
 
 struct KernelCase {
   KeyMask mask;
-  int64_t far_from;
+  PassRule rule;
 };
 
-const KernelCase kCases[] = {{{0, 0}, 0}, {{6, 0}, 0}, {{6, 3}, 0}, {{1, 0}, 0},
-                             {{0, 0}, 5}, {{9, 2}, 4}, {{0, 0}, 1}};
+// Single pass, two passes by distance, three by chunk (blocks of 5 and 7 rows straddle chunks of 6).
+const KernelCase kCases[] = {{{0, 0}, {}},     {{6, 0}, {}},     {{6, 3}, {}},    {{1, 0}, {}},   {{0, 0}, {5, 0}},
+                             {{9, 2}, {4, 0}}, {{0, 0}, {1, 0}}, {{0, 0}, {0, 6}}, {{9, 2}, {0, 4}}, {{0, 0}, {0, 1}}};
+
+std::ostream& operator<<(std::ostream& out, const KernelCase& c) {
+  return out << "window " << c.mask.window << " sinks " << c.mask.sinks << " far_from " << c.rule.far_from
+             << " chunk " << c.rule.chunk;
+}
 
 TEST(AttentionKernels, MasksAndTwoPassScoresMatchTheFullMatrixReference) {
   torch::NoGradGuard no_grad;
@@ -100,27 +110,32 @@ TEST(AttentionKernels, MasksAndTwoPassScoresMatchTheFullMatrixReference) {
   Alibi alibi(3);
   const auto in = random_inputs(length, false);
   const auto bias = alibi.score_bias(positions, 0, length, 0, length);
-  const auto reference_of = [&](int64_t far_from, const KeyMask& mask) {
-    return naive_attention(query_key(in, far_from), in.v, 0.5, bias, mask);
+  const auto reference_of = [&](const PassRule& rule, const KeyMask& mask) {
+    return naive_attention(query_key(in, rule), in.v, 0.5, bias, mask);
   };
   for (const auto& c : kCases) {
-    SCOPED_TRACE(testing::Message() << "window " << c.mask.window << " sinks " << c.mask.sinks << " far_from "
-                                    << c.far_from);
-    const auto reference = reference_of(c.far_from, c.mask);
+    SCOPED_TRACE(testing::Message() << c);
+    const auto reference = reference_of(c.rule, c.mask);
     for (int64_t block : {1, 4, 7, 100}) {
       SCOPED_TRACE(block);
       const AttentionCall call{alibi, positions, c.mask, block, 0.5};
-      EXPECT_LT(max_abs_diff(blockwise_causal_attention(query_key(in, c.far_from), in.v, call, 0.0, false), reference),
+      EXPECT_LT(max_abs_diff(blockwise_causal_attention(query_key(in, c.rule), in.v, call, 0.0, false), reference),
                 1e-5);
-      EXPECT_LT(max_abs_diff(fused_causal_attention(query_key(in, c.far_from), in.v, call), reference), 1e-5);
-      EXPECT_LT(max_abs_diff(tiled_causal_attention(query_key(in, c.far_from), in.v, call), reference), 1e-5);
+      EXPECT_LT(max_abs_diff(fused_causal_attention(query_key(in, c.rule), in.v, call), reference), 1e-5);
+      EXPECT_LT(max_abs_diff(tiled_causal_attention(query_key(in, c.rule), in.v, call), reference), 1e-5);
     }
   }
   // The cases differ from each other: the masks and the far pass really change the result.
-  const auto full = reference_of(0, {});
-  EXPECT_GT(max_abs_diff(reference_of(0, {6, 0}), full), 1e-3);
-  EXPECT_GT(max_abs_diff(reference_of(0, {6, 3}), reference_of(0, {6, 0})), 1e-3);
-  EXPECT_GT(max_abs_diff(reference_of(5, {}), full), 1e-3);
+  const auto full = reference_of({}, {});
+  EXPECT_GT(max_abs_diff(reference_of({}, {6, 0}), full), 1e-3);
+  EXPECT_GT(max_abs_diff(reference_of({}, {6, 3}), reference_of({}, {6, 0})), 1e-3);
+  EXPECT_GT(max_abs_diff(reference_of({5, 0}, {}), full), 1e-3);
+  const auto chunked = reference_of({0, 6}, {});
+  EXPECT_GT(max_abs_diff(chunked, full), 1e-3);
+  // Every chunk pass matters: the third pair changes rows two chunks on, the second the rows after one.
+  auto no_third = query_key(in, PassRule{0, 6});
+  no_third.far_passes[1] = no_third.far_passes[0];
+  EXPECT_GT(max_abs_diff(naive_attention(no_third, in.v, 0.5, bias), chunked), 1e-3);
 }
 
 TEST(AttentionKernels, MemoryLinearKernelsGradientsMatchTheReference) {
@@ -133,21 +148,21 @@ TEST(AttentionKernels, MemoryLinearKernelsGradientsMatchTheReference) {
   const std::pair<const char*, Kernel> kernels[] = {{"fused", fused_causal_attention}, {"tiled", tiled_causal_attention}};
   for (const auto& c : kCases) {
     for (const auto& [name, kernel] : kernels) {
-      SCOPED_TRACE(testing::Message() << name << " window " << c.mask.window << " sinks " << c.mask.sinks
-                                      << " far_from " << c.far_from);
+      SCOPED_TRACE(testing::Message() << name << " " << c);
       const auto kernel_in = random_inputs(length, true);
       const auto reference_in = detached_copy(kernel_in);
       const AttentionCall call{alibi, positions, c.mask, 5, 0.5};
-      (kernel(query_key(kernel_in, c.far_from), kernel_in.v, call) * weights).sum().backward();
+      (kernel(query_key(kernel_in, c.rule), kernel_in.v, call) * weights).sum().backward();
       const auto bias = alibi.score_bias(positions, 0, length, 0, length);
-      (naive_attention(query_key(reference_in, c.far_from), reference_in.v, 0.5, bias, c.mask) * weights).sum().backward();
+      (naive_attention(query_key(reference_in, c.rule), reference_in.v, 0.5, bias, c.mask) * weights).sum().backward();
       EXPECT_LT(max_abs_diff(kernel_in.q.grad(), reference_in.q.grad()), 1e-5);
       EXPECT_LT(max_abs_diff(kernel_in.k.grad(), reference_in.k.grad()), 1e-5);
       EXPECT_LT(max_abs_diff(kernel_in.v.grad(), reference_in.v.grad()), 1e-5);
-      if (c.far_from > 0) {
-        EXPECT_LT(max_abs_diff(kernel_in.q_far.grad(), reference_in.q_far.grad()), 1e-5);
-        EXPECT_LT(max_abs_diff(kernel_in.k_far.grad(), reference_in.k_far.grad()), 1e-5);
-        EXPECT_GT(kernel_in.k_far.grad().abs().max().item<double>(), 1e-3);
+      for (int p = 1; p < c.rule.passes(); ++p) {
+        const auto &got = kernel_in.far[p - 1], &expected = reference_in.far[p - 1];
+        EXPECT_LT(max_abs_diff(got.q.grad(), expected.q.grad()), 1e-5) << "pass " << p;
+        EXPECT_LT(max_abs_diff(got.k.grad(), expected.k.grad()), 1e-5) << "pass " << p;
+        EXPECT_GT(got.k.grad().abs().max().item<double>(), 1e-3) << "pass " << p;
       }
     }
   }

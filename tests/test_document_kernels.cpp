@@ -42,8 +42,8 @@ TEST(DocumentPlans, RowsSeeOnlyTheirDocumentsKeysAndBlocksDropWhatNoRowSees) {
   for (const KeyMask mask : {KeyMask{0, 0}, KeyMask{6, 0}, KeyMask{6, 3}, KeyMask{1, 2}}) {
     for (int64_t block : {1, 4, 7, 64}) {
       SCOPED_TRACE(testing::Message() << "window " << mask.window << " sinks " << mask.sinks << " block " << block);
-      const auto full_plans = plan_attention(kLength, block, mask, 0);
-      const auto plans = plan_attention(kLength, block, mask, 0, starts);
+      const auto full_plans = plan_attention(kLength, block, mask);
+      const auto plans = plan_attention(kLength, block, mask, {}, starts);
       ASSERT_EQ(plans.size(), full_plans.size());
       for (std::size_t p = 0; p < plans.size(); ++p) {
         const BlockPlan& plan = plans[p];
@@ -72,7 +72,7 @@ TEST(DocumentPlans, RowsSeeOnlyTheirDocumentsKeysAndBlocksDropWhatNoRowSees) {
     }
   }
   // Query block [24, 29): keys 0..19 are another document for every row, so they are not planned.
-  const auto last = plan_attention(kLength, 8, {}, 0, starts).back();
+  const auto last = plan_attention(kLength, 8, {}, {}, starts).back();
   EXPECT_EQ(last.q_begin, 24);
   EXPECT_EQ(last.segments.front().begin, 20);
   EXPECT_EQ(last.columns, kLength - 20);
@@ -118,9 +118,14 @@ constexpr AttentionKernel kKernels[] = {AttentionKernel::kFusedCpu, AttentionKer
 
 struct MaskCase {
   KeyMask mask;
-  int64_t far_from;
+  PassRule rule;
 };
-const MaskCase kCases[] = {{{0, 0}, 0}, {{6, 0}, 0}, {{6, 3}, 0}, {{0, 0}, 5}, {{9, 2}, 4}};
+const MaskCase kCases[] = {{{0, 0}, {}}, {{6, 0}, {}}, {{6, 3}, {}}, {{0, 0}, {5, 0}}, {{9, 2}, {4, 0}}, {{0, 0}, {0, 5}}};
+
+std::ostream& operator<<(std::ostream& out, const MaskCase& c) {
+  return out << "window " << c.mask.window << " sinks " << c.mask.sinks << " far_from " << c.rule.far_from
+             << " chunk " << c.rule.chunk;
+}
 
 // ALiBi at the rows' reset positions ([B, H, 1, keys] biases) under every mask and pass.
 TEST(DocumentKernels, EveryKernelMatchesTheMaskedFullMatrixReference) {
@@ -133,16 +138,15 @@ TEST(DocumentKernels, EveryKernelMatchesTheMaskedFullMatrixReference) {
   ASSERT_EQ(bias.sizes(), (std::vector<int64_t>{2, 3, 1, kLength}));
   const auto in = random_inputs(false);
   for (const auto& c : kCases) {
-    SCOPED_TRACE(testing::Message() << "window " << c.mask.window << " sinks " << c.mask.sinks << " far_from "
-                                    << c.far_from);
-    const auto expected = naive_attention(query_key(in, c.far_from), in.v, 0.5, bias, c.mask, documents.starts);
-    EXPECT_GT(max_abs_diff(expected, naive_attention(query_key(in, c.far_from), in.v, 0.5, bias, c.mask)), 1e-3)
+    SCOPED_TRACE(testing::Message() << c);
+    const auto expected = naive_attention(query_key(in, c.rule), in.v, 0.5, bias, c.mask, documents.starts);
+    EXPECT_GT(max_abs_diff(expected, naive_attention(query_key(in, c.rule), in.v, 0.5, bias, c.mask)), 1e-3)
         << "the documents change nothing";
     for (int64_t block : {1, 4, 7, 100}) {
       AttentionCall call{alibi, positions, c.mask, block, 0.5};
       call.documents = documents;
       for (const auto kernel : kKernels) {
-        EXPECT_LT(max_abs_diff(attend(kernel, query_key(in, c.far_from), in.v, call), expected), 1e-5)
+        EXPECT_LT(max_abs_diff(attend(kernel, query_key(in, c.rule), in.v, call), expected), 1e-5)
             << "kernel " << int(kernel) << " block " << block;
       }
     }
@@ -191,7 +195,7 @@ TEST(DocumentKernels, GradientsOfEveryBiasSchemeMatchTheMaskedReference) {
   }
 }
 
-// The two-pass score and a window with sinks, through both memory-linear kernels' backward.
+// The merged scores and a window with sinks, through both memory-linear kernels' backward.
 TEST(DocumentKernels, TwoPassAndWindowGradientsMatchTheMaskedReference) {
   torch::manual_seed(93);
   const auto documents = two_rows_of_documents();
@@ -200,23 +204,22 @@ TEST(DocumentKernels, TwoPassAndWindowGradientsMatchTheMaskedReference) {
   const auto weights = torch::randn({2, kLength, 3, 8});
   for (const auto& c : kCases) {
     for (const auto kernel : {AttentionKernel::kFusedCpu, AttentionKernel::kTiled}) {
-      SCOPED_TRACE(testing::Message() << "kernel " << int(kernel) << " window " << c.mask.window << " sinks "
-                                      << c.mask.sinks << " far_from " << c.far_from);
+      SCOPED_TRACE(testing::Message() << "kernel " << int(kernel) << " " << c);
       const auto in = random_inputs(true);
       const auto reference_in = detached_copy(in);
       AttentionCall call{no_bias, positions, c.mask, 4, 0.5};
       call.documents = documents;
-      (attend(kernel, query_key(in, c.far_from), in.v, call) * weights).sum().backward();
-      (naive_attention(query_key(reference_in, c.far_from), reference_in.v, 0.5, {}, c.mask, documents.starts) * weights)
+      (attend(kernel, query_key(in, c.rule), in.v, call) * weights).sum().backward();
+      (naive_attention(query_key(reference_in, c.rule), reference_in.v, 0.5, {}, c.mask, documents.starts) * weights)
           .sum()
           .backward();
       for (const auto& [got, want] : {std::pair{in.q.grad(), reference_in.q.grad()}, std::pair{in.k.grad(), reference_in.k.grad()},
                                       std::pair{in.v.grad(), reference_in.v.grad()}}) {
         EXPECT_LT(max_abs_diff(got, want), 1e-5);
       }
-      if (c.far_from > 0) {
-        EXPECT_LT(max_abs_diff(in.q_far.grad(), reference_in.q_far.grad()), 1e-5);
-        EXPECT_LT(max_abs_diff(in.k_far.grad(), reference_in.k_far.grad()), 1e-5);
+      for (int p = 1; p < c.rule.passes(); ++p) {
+        EXPECT_LT(max_abs_diff(in.far[p - 1].q.grad(), reference_in.far[p - 1].q.grad()), 1e-5) << "pass " << p;
+        EXPECT_LT(max_abs_diff(in.far[p - 1].k.grad(), reference_in.far[p - 1].k.grad()), 1e-5) << "pass " << p;
       }
     }
   }

@@ -108,10 +108,20 @@ TEST(DocumentConfig, OffByDefaultRecordedAndTypeChecked) {
 TEST(DocumentConfig, ReRopeResetNeedsMasking) {
   const json rerope = {{"scheme", "rerope"}, {"window", 8}};
   EXPECT_EQ(user_error_message([&] { config_from_json(config_document(rerope, {{"reset_positions", true}}), "c.json"); }),
-            "c.json: data.reset_positions: rerope merges its two score passes by token distance, which reset positions "
+            "c.json: data.reset_positions: rerope merges its score passes by token distance, which reset positions "
             "follow only within a document (set data.mask_documents too)");
   config_from_json(config_document(rerope, {{"reset_positions", true}, {"mask_documents", true}}), "c.json");
   config_from_json(config_document(rerope, {{"mask_documents", true}}), "c.json");
+}
+
+TEST(DocumentConfig, DualChunkRefusesResetPositionsEvenWithMasking) {
+  const json dca = {{"scheme", "dual_chunk"}};
+  EXPECT_EQ(user_error_message([&] {
+              config_from_json(config_document(dca, {{"reset_positions", true}, {"mask_documents", true}}), "c.json");
+            }),
+            "c.json: data.reset_positions: dual_chunk merges its score passes by chunks of the window, which reset "
+            "positions do not follow (leave reset_positions off)");
+  config_from_json(config_document(dca, {{"mask_documents", true}}), "c.json");
 }
 
 // ---- Whole models -----------------------------------------------------------------------------

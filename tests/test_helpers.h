@@ -87,17 +87,21 @@ inline QueryKey transform(PositionScheme& scheme, const torch::Tensor& q, const 
 }
 
 // The reference for both attention kernels, with full [T, T] matrices: softmax(scale S + bias over
-// the keys `mask` shows query i) v as [B, T, H, hd], where S = q k^T, or q_far k_far^T where
-// qk.far_from > 0 and i - j >= far_from. With document starts [B, T], query i of row b also sees
-// only keys j >= starts[b, i].
+// the keys `mask` shows query i) v as [B, T, H, hd], where S_ij = q_p(i) . k_p(j) with p the pass
+// qk.rule.pass(i, j) gives the pair (pass 0: q k^T). With document starts [B, T], query i of row b
+// also sees only keys j >= starts[b, i].
 inline torch::Tensor naive_attention(const QueryKey& qk, const torch::Tensor& v, double scale,
                                      const torch::Tensor& bias = {}, const KeyMask& mask = {},
                                      const torch::Tensor& starts = {}) {
   const int64_t length = qk.q.size(2);
   auto scores = torch::matmul(qk.q, qk.k.transpose(-2, -1));
-  if (qk.far_from > 0) {
-    const auto distance = torch::arange(length).unsqueeze(1) - torch::arange(length).unsqueeze(0);
-    scores = torch::where(distance < qk.far_from, scores, torch::matmul(qk.q_far, qk.k_far.transpose(-2, -1)));
+  if (qk.rule.passes() > 1) {
+    auto pass = torch::zeros({length, length}, torch::kLong);
+    for (int64_t i = 0; i < length; ++i)
+      for (int64_t j = 0; j < length; ++j) pass[i][j] = qk.rule.pass(i, j);
+    for (int p = 1; p < qk.rule.passes(); ++p) {
+      scores = torch::where(pass == p, torch::matmul(qk.query(p), qk.key(p).transpose(-2, -1)), scores);
+    }
   }
   scores = scores * scale;
   if (bias.defined()) scores = scores + bias;

@@ -45,8 +45,8 @@ TEST(ReRope, FarPassIsRopeAtDistanceWindowForEveryPair) {
   const auto scheme = build("rerope", {{"window", w}}, {16, 2, 1, 64});
   auto qk = transform(*scheme, q, k, Positions::arange(T, kCpu));
   ASSERT_TRUE(qk.has_far());
-  EXPECT_EQ(qk.far_from, w);
-  const auto far = torch::matmul(qk.q_far[0][0], qk.k_far[0][0].t());
+  EXPECT_EQ(qk.rule.far_from, w);
+  const auto far = torch::matmul(qk.far_passes[0].q[0][0], qk.far_passes[0].k[0][0].t());
   const auto near = torch::matmul(qk.q[0][0], qk.k[0][0].t());
   const auto theta = plain_theta(hd, 10000.0);
   for (int64_t i = 0; i < T; ++i) {
@@ -75,9 +75,9 @@ TEST(ReRope, MergedScoresFollowTheLeakyRelativePositionMap) {
     auto qk = transform(*build("rerope", {{"window", w}, {"leaky_factor", leaky}}, {16, 2, 1, 64}), q, k,
                         Positions::arange(T, kCpu));
     const auto near = torch::matmul(qk.q[0][0], qk.k[0][0].t());
-    const auto far = torch::matmul(qk.q_far[0][0], qk.k_far[0][0].t());
+    const auto far = torch::matmul(qk.far_passes[0].q[0][0], qk.far_passes[0].k[0][0].t());
     const auto ii = torch::arange(T).unsqueeze(1), jj = torch::arange(T).unsqueeze(0);
-    const auto merged = torch::where(ii - jj < qk.far_from, near, far);
+    const auto merged = torch::where(ii - jj < qk.rule.far_from, near, far);
     for (int64_t i = 0; i < T; ++i) {
       for (int64_t j = 0; j <= i; ++j) {
         const double expected = closed_form_score(to_vector(qv), to_vector(kv), theta, leaky_position(i - j, w, leaky));
@@ -94,8 +94,8 @@ TEST(ReRope, LeakyFactorOneIsPlainRopeAndPositionsComeFromTheValues) {
   for (int i = 0; i < 16; ++i) values.push_back(2.5 * i + 1.0);
   const auto positions = explicit_positions(values);
   auto qk = transform(*build("rerope", {{"window", 4}, {"leaky_factor", 1.0}}, {16, 2, 1, 64}), q, k, positions);
-  EXPECT_LT(max_abs_diff(qk.q_far, qk.q), 1e-6);
-  EXPECT_LT(max_abs_diff(qk.k_far, qk.k), 1e-6);
+  EXPECT_LT(max_abs_diff(qk.far_passes[0].q, qk.q), 1e-6);
+  EXPECT_LT(max_abs_diff(qk.far_passes[0].k, qk.k), 1e-6);
   auto plain = transform(*build("rope", nlohmann::json::object(), {16, 2, 1, 64}), q, k, positions);
   EXPECT_TRUE(torch::equal(qk.q, plain.q));  // the near pass is RoPE at positions.values
   EXPECT_TRUE(torch::equal(qk.k, plain.k));
@@ -108,8 +108,8 @@ TEST(ReRope, LeakyFactorOneIsPlainRopeAndPositionsComeFromTheValues) {
   }
   auto at_q = transform(*build("rope", nlohmann::json::object(), {16, 2, 1, 64}), q, k, explicit_positions(query_at));
   auto at_k = transform(*build("rope", nlohmann::json::object(), {16, 2, 1, 64}), q, k, explicit_positions(key_at));
-  EXPECT_LT(max_abs_diff(leaky.q_far, at_q.q), 1e-6);
-  EXPECT_LT(max_abs_diff(leaky.k_far, at_k.k), 1e-6);
+  EXPECT_LT(max_abs_diff(leaky.far_passes[0].q, at_q.q), 1e-6);
+  EXPECT_LT(max_abs_diff(leaky.far_passes[0].k, at_k.k), 1e-6);
 }
 
 TEST(ReRope, DefaultWindowAndParameterChecks) {
@@ -130,8 +130,8 @@ TEST(ReRope, DefaultWindowAndParameterChecks) {
   const auto q = torch::randn({1, 1, 12, 8}), k = torch::randn({1, 1, 12, 8});
   auto qk = transform(*build("rerope", {{"rotary_dims", 4}, {"window", 3}}, {16, 2, 1, 128}), q, k,
                       Positions::arange(12, kCpu));
-  EXPECT_TRUE(torch::equal(qk.q_far.narrow(-1, 4, 4), q.narrow(-1, 4, 4)));
-  EXPECT_TRUE(torch::equal(qk.k_far.narrow(-1, 4, 4), k.narrow(-1, 4, 4)));
+  EXPECT_TRUE(torch::equal(qk.far_passes[0].q.narrow(-1, 4, 4), q.narrow(-1, 4, 4)));
+  EXPECT_TRUE(torch::equal(qk.far_passes[0].k.narrow(-1, 4, 4), k.narrow(-1, 4, 4)));
 }
 
 TEST(ReRope, KernelsMatchNaiveTwoMatrixAttentionWithGradients) {
@@ -155,11 +155,7 @@ TEST(ReRope, KernelsMatchNaiveTwoMatrixAttentionWithGradients) {
       const auto expected = run([&](const QueryKey& qk, const torch::Tensor& v) { return naive_attention(qk, v, scale); });
       // The far pass matters here (the test could not pass with a single pass).
       const auto single = run([&](const QueryKey& qk, const torch::Tensor& v) {
-        QueryKey near{qk.q, qk.k};
-        near.q_far = qk.q;
-        near.k_far = qk.k;
-        near.far_from = T;
-        return naive_attention(near, v, scale);
+        return naive_attention(QueryKey{qk.q, qk.k}, v, scale);
       });
       EXPECT_GT(max_abs_diff(single[0], expected[0]), 1e-3);
       for (const int64_t block : {1, 7, 16, 1000}) {

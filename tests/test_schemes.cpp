@@ -245,7 +245,8 @@ TEST(SchemeRegistry, ValidationBuildsNothingAndDrawsNoRandomNumbers) {
 
 TEST(SchemeRegistry, DeclaredHooksMatchWhatTheSchemesDo) {
   // Embedding, q/k and bias hooks are checked against the class at compile time (define_scheme);
-  // the far pass is behaviour, checked here: exactly the kFarPassHook schemes set a far pair.
+  // the far passes are behaviour, checked here: exactly the kFarPassHook schemes add far pairs, as
+  // many as their rule merges.
   const ModelShape shape{16, 2, 2, 32};
   const auto q = torch::randn({1, 2, 6, 8}), k = torch::randn({1, 2, 6, 8});
   for (const auto& info : registered_schemes()) {
@@ -253,6 +254,8 @@ TEST(SchemeRegistry, DeclaredHooksMatchWhatTheSchemesDo) {
     QueryKey qk{q, k};
     scheme->transform_qk(qk, Positions::arange(6, kCpu));
     EXPECT_EQ(qk.has_far(), bool(info.hooks & kFarPassHook)) << info.name;
+    EXPECT_EQ(qk.rule.chunk > 0, bool(info.hooks & kChunkedPassHook)) << info.name;
+    EXPECT_EQ(qk.rule.passes(), 1 + int(qk.far_passes.size())) << info.name;
     EXPECT_EQ(!torch::equal(qk.q, q), bool(info.hooks & kQueryKeyHook)) << info.name;
     EXPECT_EQ(scheme->input_embedding(Positions::arange(6, kCpu)).defined(), bool(info.hooks & kEmbeddingHook)) << info.name;
     EXPECT_EQ(scheme->score_bias(Positions::arange(6, kCpu), 0, 6, 0, 6).defined(), bool(info.hooks & kBiasHook))

@@ -309,7 +309,7 @@ TEST(Treatments, PositionsATreatedSchemeCannotTakeAreRefused) {
     apply_treatment(config, treatment({{"name", "r"}, {"position", {{"scheme", "rerope"}}},
                                        {"position_sampling", {{"eval", "spread"}}}}));
   });
-  EXPECT_TRUE(contains(message, "treatment \"r\": position_sampling.eval: rerope merges its two score passes")) << message;
+  EXPECT_TRUE(contains(message, "treatment \"r\": position_sampling.eval: rerope merges its score passes")) << message;
 }
 
 TEST(Treatments, UnknownKeysAndBadValuesAreErrorsNamingTheTreatment) {

@@ -80,10 +80,15 @@ void resolve(json& document, RunConfig& config, bool for_training) {
 }  // namespace
 
 void check_documents(const DataConfig& data, const std::vector<PositionConfig>& schemes) {
-  if (!data.reset_positions || data.mask_documents) return;
+  if (!data.reset_positions) return;
   for (const auto& p : schemes) {
-    if (find_scheme(p.scheme).hooks & kFarPassHook) {
-      fail("data.reset_positions", p.scheme + " merges its two score passes by token distance, which reset positions "
+    const unsigned hooks = find_scheme(p.scheme).hooks;
+    if (hooks & kChunkedPassHook) {
+      fail("data.reset_positions", p.scheme + " merges its score passes by chunks of the window, which reset "
+                                   "positions do not follow (leave reset_positions off)");
+    }
+    if ((hooks & kFarPassHook) && !data.mask_documents) {
+      fail("data.reset_positions", p.scheme + " merges its score passes by token distance, which reset positions "
                                    "follow only within a document (set data.mask_documents too)");
     }
   }

@@ -13,11 +13,10 @@ torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor
                                          double dropout, bool training) {
   const int64_t length = qk.q.size(2);
   QueryKey scaled = qk;  // scaling q is cheaper than scaling the scores
-  scaled.q = qk.q * call.scale;
-  if (qk.has_far()) scaled.q_far = qk.q_far * call.scale;
+  for (auto* q : scaled.queries()) *q = *q * call.scale;
   const BiasSource biases{&call.scheme, call.positions};
   std::vector<torch::Tensor> outputs;
-  const auto plans = plan_attention(length, call.block, call.mask, qk.has_far() ? qk.far_from : 0, call.documents.view());
+  const auto plans = plan_attention(length, call.block, call.mask, qk.rule, call.documents.view());
   for (const auto& plan : plans) {
     auto scores = block_scores(scaled, plan);  // [B, H, rows, columns], float32
     scores = scores + mask_tile(plan, call.mask, scores.options(), call.documents);
@@ -149,8 +148,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
   const auto scales = query_scales(attention_, length, train_length_, documents.view());
   if (scales.defined()) {
     const auto per_query = scales.to(qk.q.device()).view({scales.dim() == 2 ? batch : 1, 1, length, 1});
-    qk.q = qk.q * per_query;
-    if (qk.has_far()) qk.q_far = qk.q_far * per_query;
+    for (auto* q : qk.queries()) *q = *q * per_query;
   }
   const AttentionCall call{*scheme_, positions, KeyMask{attention_.window, attention_.sinks}, block_,
                            score_scale(attention_, head_dim_, train_length_), product_dtype_, documents};
@@ -164,9 +162,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
   } else {
     // The fused kernel computes in float32: under bf16 autocast, the projections hand it bf16.
     QueryKey qk32 = qk;
-    for (auto* t : {&qk32.q, &qk32.k, &qk32.q_far, &qk32.k_far}) {
-      if (t->defined()) *t = t->to(torch::kFloat32);
-    }
+    for (auto* t : qk32.tensors()) *t = t->to(torch::kFloat32);
     y = fused_causal_attention(qk32, v.to(torch::kFloat32), call);
   }
   y = linear(y.reshape({batch, length, n_heads_ * head_dim_}), proj_);

@@ -16,22 +16,21 @@ std::vector<KeySegment> block_segments(int64_t q_begin, int64_t q_end, const Key
   return segments;
 }
 
-// Cuts [begin, end) at the distances where rows of [q_begin, q_end) switch between passes: key j is
-// far for every row when q_begin - j >= far_from and near for every row when q_end - 1 - j < far_from.
-void add_spans(const KeySegment& segment, int64_t q_begin, int64_t q_end, int64_t far_from,
+// Cuts `segment` where the pass of the block's first or last row changes. Between two cuts both are
+// constant, and every row in between lies within them (passes never decrease with i).
+void add_spans(const KeySegment& segment, int64_t q_begin, int64_t q_end, const PassRule& rule,
                std::vector<KeySpan>& spans) {
-  if (far_from == 0) {
-    spans.push_back({segment.begin, segment.end, segment.column, Pass::kNear});
-    return;
+  std::vector<int64_t> cuts{segment.begin, segment.end};
+  for (int p = 1; p < rule.passes(); ++p) {
+    for (int64_t row : {q_begin, q_end - 1}) cuts.push_back(std::clamp(rule.boundary(row, p), segment.begin, segment.end));
   }
-  const int64_t far_end = std::clamp(q_begin - far_from + 1, segment.begin, segment.end);
-  const int64_t near_begin = std::clamp(q_end - far_from, far_end, segment.end);
-  const auto add = [&](int64_t b, int64_t e, Pass pass) {
-    if (e > b) spans.push_back({b, e, segment.column + (b - segment.begin), pass});
-  };
-  add(segment.begin, far_end, Pass::kFar);
-  add(far_end, near_begin, Pass::kMixed);
-  add(near_begin, segment.end, Pass::kNear);
+  std::sort(cuts.begin(), cuts.end());
+  for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
+    const int64_t begin = cuts[c], end = cuts[c + 1];
+    if (end == begin) continue;
+    spans.push_back({begin, end, segment.column + (begin - segment.begin), rule.pass(q_begin, begin),
+                     rule.pass(q_end - 1, begin)});
+  }
 }
 
 }  // namespace
@@ -71,7 +70,8 @@ BlockPlan BlockPlan::from_key(int64_t first_key) const {
   const int64_t dropped = columns - plan.columns;  // keys before first_key come first
   for (const auto& span : spans) {
     const int64_t begin = std::max(span.begin, first_key);
-    if (begin < span.end) plan.spans.push_back({begin, span.end, span.column + (begin - span.begin) - dropped, span.pass});
+    if (begin < span.end) plan.spans.push_back({begin, span.end, span.column + (begin - span.begin) - dropped, span.pass,
+                                           span.last_pass});
   }
   return plan;
 }
@@ -90,14 +90,14 @@ int64_t DocumentStarts::floor(int64_t q_begin) const {
   return first;
 }
 
-std::vector<BlockPlan> plan_attention(int64_t length, int64_t block, const KeyMask& mask, int64_t far_from,
+std::vector<BlockPlan> plan_attention(int64_t length, int64_t block, const KeyMask& mask, const PassRule& rule,
                                       const DocumentStarts& documents) {
   std::vector<BlockPlan> plans;
   for (int64_t q_begin = 0; q_begin < length; q_begin += block) {
     BlockPlan plan{q_begin, std::min(length, q_begin + block), {}, {}, 0};
     plan.segments = block_segments(plan.q_begin, plan.q_end, mask);
     for (const auto& segment : plan.segments) {
-      add_spans(segment, plan.q_begin, plan.q_end, far_from, plan.spans);
+      add_spans(segment, plan.q_begin, plan.q_end, rule, plan.spans);
       plan.columns += segment.end - segment.begin;
     }
     plans.push_back(documents.defined() ? plan.from_key(documents.floor(q_begin)) : std::move(plan));

@@ -6,15 +6,18 @@
 // computes only the key ranges some of its rows can see ("segments"): one segment [0, end) for
 // full attention, or the window's range plus, separately, the sink tokens.
 //
-// With a two-pass score (ReRoPE family: near pair for i - j < far_from, far pair otherwise) each
-// segment is further cut into spans whose keys are near for every row of the block, far for every
-// row, or mixed. Only mixed spans, at most one block wide, need both passes.
+// With a merged score (several query/key pairs, a PassRule saying which scores each pair) each
+// segment is further cut into spans whose keys have one pass for every row of the block, or whose
+// rows differ ("mixed"). Only mixed spans, narrow bands along the rule's boundaries, need more than
+// one pass.
 //
 // With documents (data.mask_documents) query i of batch row b also needs j >= start(b, i), the
 // first token of its document. Keys before every row's first document start in a block are not
 // planned at all, and a kernel that works per batch row drops those before its row's start.
 #include <cstdint>
 #include <vector>
+
+#include "position/pass_rule.h"
 
 namespace extrap {
 
@@ -37,12 +40,12 @@ struct DocumentStarts {
   int64_t floor(int64_t q_begin) const;
 };
 
-enum class Pass { kNear, kFar, kMixed };
-
 struct KeySpan {
   int64_t begin, end;  // keys [begin, end)
   int64_t column;      // first score column of the span in the block's score tile
-  Pass pass;
+  int pass;            // the lowest pass of the span's pairs
+  int last_pass;       // the highest: equal to `pass` unless rows differ (a mixed span)
+  bool mixed() const { return last_pass != pass; }
 };
 
 struct KeySegment {
@@ -77,8 +80,8 @@ struct RowBlock {
 };
 RowBlock row_block(const BlockPlan& block, const DocumentStarts& documents, int64_t b);
 
-// far_from = 0: a single pass. With documents, each block starts at its documents.floor.
-std::vector<BlockPlan> plan_attention(int64_t length, int64_t block, const KeyMask& mask, int64_t far_from,
+// With documents, each block starts at its documents.floor.
+std::vector<BlockPlan> plan_attention(int64_t length, int64_t block, const KeyMask& mask, const PassRule& rule = {},
                                       const DocumentStarts& documents = {});
 
 }  // namespace extrap

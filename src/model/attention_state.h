@@ -18,14 +18,14 @@ struct AttentionState {
   std::vector<torch::Tensor> params;   // the scheme's learnable parameters (inputs of the function)
   c10::intrusive_ptr<BiasSourceHolder> biases;
   c10::intrusive_ptr<DocumentMaskHolder> documents;
-  int64_t far_from = 0;  // 0: a single pass
+  PassRule rule;  // how the function's passes merge
   KeyMask mask;
   int64_t block = 64;
   double scale = 1.0;
   const BiasSource& bias_source() const { return biases->source; }
   const DocumentMask& document_mask() const { return documents->documents; }
   std::vector<BlockPlan> plans(int64_t length) const {
-    return plan_attention(length, block, mask, far_from, document_mask().view());
+    return plan_attention(length, block, mask, rule, document_mask().view());
   }
   // One block's bias asked for again in backward, with an autograd graph when a parameter needs a
   // gradient (backward itself runs with gradients off).
@@ -33,7 +33,6 @@ struct AttentionState {
 };
 
 void save_attention_state(torch::autograd::AutogradContext* ctx, const AttentionState& state);
-// tensor_count: how many of the saved tensors are the function's own (the parameters follow).
-AttentionState load_attention_state(torch::autograd::AutogradContext* ctx, std::size_t tensor_count);
+AttentionState load_attention_state(torch::autograd::AutogradContext* ctx);
 
 }  // namespace extrap

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "model/blas.h"
@@ -49,9 +50,10 @@ torch::Tensor as_4d(torch::Tensor bias) {
   return bias.contiguous();
 }
 
-// One (batch, head) pair's view of the inputs.
+// One (batch, head) pair's view of the inputs: values, and each pass's queries and keys.
 struct HeadInputs {
-  HeadMatrix q, k, v, q_far, k_far;
+  HeadMatrix v;
+  std::array<HeadMatrix, kMaxPasses> q, k;
 };
 
 // Folds term(0..n) with combine into kLanes partial results, then those into one. Without -ffast-math
@@ -75,25 +77,27 @@ float plus(float a, float b) { return a + b; }
 float maximum(float a, float b) { return std::max(a, b); }
 
 // The block's score tile [rows, columns] = scale * q.k over every span, each with its pass. Mixed
-// spans compute both passes (the far one into `scratch`) and keep the far score where i - j >= far_from.
-void block_scores(const BlockPlan& plan, const HeadInputs& in, int64_t dim, float scale, int64_t far_from,
+// spans compute their lowest pass in place and each higher one into `scratch`, which then overrides
+// the row's keys j < boundary(i, p).
+void block_scores(const BlockPlan& plan, const HeadInputs& in, int64_t dim, float scale, const PassRule& rule,
                   float* tile, std::vector<float>& scratch) {
   const int64_t rows = plan.rows(), cols = plan.columns;
   for (const auto& span : plan.spans) {
     const int64_t width = span.end - span.begin;
     float* out = tile + span.column;
-    const bool far = span.pass == Pass::kFar;
-    const HeadMatrix& q = far ? in.q_far : in.q;
-    const HeadMatrix& k = far ? in.k_far : in.k;
-    gemm(false, true, rows, width, dim, scale, q.row(plan.q_begin), q.row_stride, k.row(span.begin), k.row_stride,
-         0.0f, out, cols);
-    if (span.pass != Pass::kMixed) continue;
-    scratch.resize(rows * width);
-    gemm(false, true, rows, width, dim, scale, in.q_far.row(plan.q_begin), in.q_far.row_stride,
-         in.k_far.row(span.begin), in.k_far.row_stride, 0.0f, scratch.data(), width);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t first_near = plan.q_begin + r - far_from + 1;  // keys j >= this are near for row r
-      for (int64_t c = 0; c < width && span.begin + c < first_near; ++c) out[r * cols + c] = scratch[r * width + c];
+    const auto product = [&](int p, float* into, int64_t stride) {
+      gemm(false, true, rows, width, dim, scale, in.q[p].row(plan.q_begin), in.q[p].row_stride,
+           in.k[p].row(span.begin), in.k[p].row_stride, 0.0f, into, stride);
+    };
+    product(span.pass, out, cols);
+    for (int p = span.pass + 1; p <= span.last_pass; ++p) {
+      scratch.resize(rows * width);
+      product(p, scratch.data(), width);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t end = std::min(span.end, rule.boundary(plan.q_begin + r, p));
+        std::copy(scratch.begin() + r * width, scratch.begin() + r * width + std::max<int64_t>(0, end - span.begin),
+                  out + r * cols);
+      }
     }
   }
 }
@@ -182,13 +186,29 @@ void softmax_backward(float* d_s, const float* p, const float* row_dot, int64_t 
   }
 }
 
+// Values, and each pass's queries and keys, ready for BLAS.
 struct Inputs {
-  torch::Tensor q, k, v, q_far, k_far;  // far = near tensors when there is a single pass
-  int64_t far_from = 0;
+  torch::Tensor v;
+  std::vector<torch::Tensor> q, k;
+  PassRule rule;
 };
 
+Inputs blas_inputs(const QueryKey& qk, const torch::Tensor& v) {
+  Inputs in{blas_ready(v), {}, {}, qk.rule};
+  for (int p = 0; p < qk.rule.passes(); ++p) {
+    in.q.push_back(blas_ready(qk.query(p)));
+    in.k.push_back(blas_ready(qk.key(p)));
+  }
+  return in;
+}
+
 HeadInputs head_inputs(const Inputs& in, int64_t b, int64_t h) {
-  return {head(in.q, b, h), head(in.k, b, h), head(in.v, b, h), head(in.q_far, b, h), head(in.k_far, b, h)};
+  HeadInputs hi{head(in.v, b, h), {}, {}};
+  for (std::size_t p = 0; p < in.q.size(); ++p) {
+    hi.q[p] = head(in.q[p], b, h);
+    hi.k[p] = head(in.k[p], b, h);
+  }
+  return hi;
 }
 
 // Forward over all blocks into out [B, T, H, hd]. With lse ([B, H, T] float32) the rows' log-sum-exp
@@ -196,7 +216,7 @@ HeadInputs head_inputs(const Inputs& in, int64_t b, int64_t h) {
 void attention_forward(const Inputs& in, const std::vector<BlockPlan>& plans, const KeyMask& mask,
                        const BiasSource& biases, const DocumentStarts& documents, float scale, torch::Tensor& out,
                        torch::Tensor* lse) {
-  const int64_t batch = in.q.size(0), heads = in.q.size(1), length = in.q.size(2), dim = in.q.size(3);
+  const int64_t batch = in.q[0].size(0), heads = in.q[0].size(1), length = in.q[0].size(2), dim = in.q[0].size(3);
   for (const BlockPlan& block : plans) {
     const auto bias = biases.block_bias(block);
     const auto bias4 = bias.defined() ? as_4d(bias) : torch::Tensor();
@@ -208,7 +228,7 @@ void attention_forward(const Inputs& in, const std::vector<BlockPlan>& plans, co
         const BlockPlan& plan = row.plan();
         const auto hi = head_inputs(in, b, h);
         float* p = tile.data();
-        block_scores(plan, hi, dim, scale, in.far_from, p, scratch);
+        block_scores(plan, hi, dim, scale, in.rule, p, scratch);
         masked_softmax(p, row, mask, bias_tile(bias4, b, h, row.skipped),
                        lse ? lse->data_ptr<float>() + bh * length + plan.q_begin : nullptr);
         float* o = out.data_ptr<float>() + (b * length + plan.q_begin) * heads * dim + h * dim;  // [B, T, H, hd]
@@ -242,39 +262,39 @@ void span_grads(const BlockPlan& plan, const KeySpan& span, const float* d_s, in
        grad_k.row(span.begin), grad_k.row_stride);
 }
 
-// The q/k/v gradients of one pass pair, [B, H, T, hd] views of [B, T, H, hd] storage.
+// The gradients of v and of each pass's q and k: [B, H, T, hd] views of [B, T, H, hd] storage.
 struct Grads {
-  torch::Tensor q, k, v, q_far, k_far;
+  torch::Tensor v;
+  std::vector<torch::Tensor> q, k;
 };
 
-// Score gradients d_s of a block's spans into the q/k gradients of their passes.
+// Score gradients d_s of a block's spans into the q/k gradients of their passes. A mixed span's
+// gradient is split by pass: row i's keys [boundary(i, p + 1), boundary(i, p)) go to pass p.
 void score_grads(const BlockPlan& plan, const HeadInputs& hi, const float* d_s, int64_t dim, float scale,
-                 int64_t far_from, const Grads& grads, int64_t b, int64_t h, std::vector<float>& split) {
+                 const PassRule& rule, const Grads& grads, int64_t b, int64_t h, std::vector<float>& split) {
   const int64_t rows = plan.rows(), cols = plan.columns;
-  const auto gq = head(grads.q, b, h), gk = head(grads.k, b, h);
   for (const auto& span : plan.spans) {
     const float* ds = d_s + span.column;
-    if (span.pass == Pass::kNear) {
-      span_grads(plan, span, ds, cols, dim, scale, hi.q, hi.k, gq, gk);
+    const auto add = [&](int p, const KeySpan& s, const float* d, int64_t stride) {
+      span_grads(plan, s, d, stride, dim, scale, hi.q[p], hi.k[p], head(grads.q[p], b, h), head(grads.k[p], b, h));
+    };
+    if (!span.mixed()) {
+      add(span.pass, span, ds, cols);
       continue;
     }
-    const auto gq_far = head(grads.q_far, b, h), gk_far = head(grads.k_far, b, h);
-    if (span.pass == Pass::kFar) {
-      span_grads(plan, span, ds, cols, dim, scale, hi.q_far, hi.k_far, gq_far, gk_far);
-      continue;
-    }
-    // Split the mixed span's gradient by pass: near entries to one copy, far to another.
     const int64_t width = span.end - span.begin;
-    split.assign(2 * rows * width, 0.0f);
-    float* near = split.data();
-    float* far = split.data() + rows * width;
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t first_near = plan.q_begin + r - far_from + 1;
-      for (int64_t c = 0; c < width; ++c) (span.begin + c < first_near ? far : near)[r * width + c] = ds[r * cols + c];
+    const KeySpan local{span.begin, span.end, 0, span.pass, span.last_pass};
+    for (int p = span.pass; p <= span.last_pass; ++p) {
+      split.assign(rows * width, 0.0f);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t i = plan.q_begin + r;
+        const int64_t begin = p < span.last_pass ? std::clamp(rule.boundary(i, p + 1), span.begin, span.end) : span.begin;
+        const int64_t end = p > span.pass ? std::clamp(rule.boundary(i, p), begin, span.end) : span.end;
+        std::copy(ds + r * cols + (begin - span.begin), ds + r * cols + (end - span.begin),
+                  split.begin() + r * width + (begin - span.begin));
+      }
+      add(p, local, split.data(), width);
     }
-    const KeySpan local{span.begin, span.end, 0, span.pass};
-    span_grads(plan, local, near, width, dim, scale, hi.q, hi.k, gq, gk);
-    span_grads(plan, local, far, width, dim, scale, hi.q_far, hi.k_far, gq_far, gk_far);
   }
 }
 
@@ -283,56 +303,58 @@ void score_grads(const BlockPlan& plan, const HeadInputs& hi, const float* d_s, 
 // every scheme; the price is one more score product per block in backward.
 class CausalAttentionFunction : public torch::autograd::Function<CausalAttentionFunction> {
  public:
-  // q_far and k_far are the near tensors again when far_from == 0 (their gradients are then unused).
+  // far: the far passes' queries and keys (far_pass_tensors), merged by the rule (far_from, chunk).
   // bias_params: the scheme's learnable parameters, inputs here so that autograd routes their
   // gradients through this function.
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
-                               torch::Tensor q_far, torch::Tensor k_far, at::TensorList bias_params,
+                               at::TensorList far, at::TensorList bias_params,
                                c10::intrusive_ptr<BiasSourceHolder> biases,
-                               c10::intrusive_ptr<DocumentMaskHolder> documents, int64_t far_from, int64_t window,
-                               int64_t sinks, int64_t block, double scale) {
-    Inputs in{blas_ready(q), blas_ready(k), blas_ready(v), blas_ready(q_far), blas_ready(k_far), far_from};
+                               c10::intrusive_ptr<DocumentMaskHolder> documents, int64_t far_from, int64_t chunk,
+                               int64_t window, int64_t sinks, int64_t block, double scale) {
+    const PassRule rule{far_from, chunk};
+    const Inputs in = blas_inputs(from_tensors(q, k, far, rule), v);
     const KeyMask mask{window, sinks};
     const auto starts = documents->documents.view();
-    const auto plans = plan_attention(q.size(2), block, mask, far_from, starts);
+    const auto plans = plan_attention(q.size(2), block, mask, rule, starts);
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, q.options());
     auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options());
     attention_forward(in, plans, mask, biases->source, starts, float(scale), out, &lse);
-    save_attention_state(ctx, {{in.q, in.k, in.v, in.q_far, in.k_far, out, lse}, bias_params.vec(), biases, documents,
-                               far_from, mask, block, scale});
+    std::vector<torch::Tensor> saved{in.v, out, lse};
+    for (int p = 0; p < rule.passes(); ++p) saved.insert(saved.end(), {in.q[p], in.k[p]});
+    save_attention_state(ctx, {saved, bias_params.vec(), biases, documents, rule, mask, block, scale});
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const AttentionState state = load_attention_state(ctx, 7);
+    const AttentionState state = load_attention_state(ctx);
     const auto& saved = state.tensors;
-    const int64_t far_from = state.far_from;
-    const Inputs in{saved[0], saved[1], saved[2], saved[3], saved[4], far_from};
-    const auto& out = saved[5];
-    const auto& lse = saved[6];
+    const auto &out = saved[1], &lse = saved[2];
+    const QueryKey qk = from_tensors(saved[3], saved[4], at::TensorList(saved).slice(5), state.rule);
+    const Inputs in = blas_inputs(qk, saved[0]);
     const auto& params = state.params;
     const KeyMask& mask = state.mask;
-    const auto plans = state.plans(in.q.size(2));
+    const auto plans = state.plans(qk.q.size(2));
     const auto starts = state.document_mask().view();
     const float scale = float(state.scale);
     const auto grad_out = grad_outputs[0].contiguous();  // [B, T, H, hd]
-    const int64_t batch = in.q.size(0), heads = in.q.size(1), length = in.q.size(2), dim = in.q.size(3);
+    const int64_t batch = qk.q.size(0), heads = qk.q.size(1), length = qk.q.size(2), dim = qk.q.size(3);
     // D = dO . O per query row: the softmax backward's row term, without the probabilities.
     const auto row_dot = (grad_out * out).sum(-1).transpose(1, 2).contiguous();  // [B, H, T]
     // Gradients laid out as [B, T, H, hd] (viewed as [B, H, T, hd]): the layout the q/k/v views of the
     // projection output have, so their backward needs no copy.
-    auto zeros_in_projection_layout = [&] { return torch::zeros({batch, length, heads, dim}, in.q.options()).transpose(1, 2); };
-    const bool two_pass = far_from > 0;
-    const Grads grads{zeros_in_projection_layout(), zeros_in_projection_layout(), zeros_in_projection_layout(),
-                      two_pass ? zeros_in_projection_layout() : torch::Tensor(),
-                      two_pass ? zeros_in_projection_layout() : torch::Tensor()};
+    auto zeros_in_projection_layout = [&] { return torch::zeros({batch, length, heads, dim}, qk.q.options()).transpose(1, 2); };
+    Grads grads{zeros_in_projection_layout(), {}, {}};
+    for (int p = 0; p < state.rule.passes(); ++p) {
+      grads.q.push_back(zeros_in_projection_layout());
+      grads.k.push_back(zeros_in_projection_layout());
+    }
     std::vector<torch::Tensor> param_grads(params.size());
     for (const BlockPlan& block : plans) {
       const torch::Tensor bias = state.backward_bias(block);
       const auto bias4 = bias.defined() ? as_4d(bias.detach()) : torch::Tensor();
       const bool bias_grad = bias.defined() && bias.requires_grad();
       auto grad_scores =
-          bias_grad ? torch::empty({batch, heads, block.rows(), block.columns}, in.q.options()) : torch::Tensor();
+          bias_grad ? torch::empty({batch, heads, block.rows(), block.columns}, qk.q.options()) : torch::Tensor();
       at::parallel_for(0, batch * heads, 1, [&](int64_t first, int64_t last) {
         std::vector<float> p(block.rows() * block.columns), d_s(block.rows() * block.columns), scratch, split;
         for (int64_t bh = first; bh < last; ++bh) {
@@ -341,7 +363,7 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
           const BlockPlan& plan = row.plan();
           const int64_t rows = plan.rows(), cols = plan.columns;
           const auto hi = head_inputs(in, b, h);
-          block_scores(plan, hi, dim, scale, far_from, p.data(), scratch);
+          block_scores(plan, hi, dim, scale, state.rule, p.data(), scratch);
           probabilities_from_lse(p.data(), row, mask, bias_tile(bias4, b, h, row.skipped),
                                  lse.data_ptr<float>() + bh * length + plan.q_begin);
           const float* d_out = grad_out.data_ptr<float>() + (b * length + plan.q_begin) * heads * dim + h * dim;
@@ -354,15 +376,16 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
                  d_s.data() + seg.column, cols);
           }
           softmax_backward(d_s.data(), p.data(), row_dot.data_ptr<float>() + bh * length + plan.q_begin, rows, cols);
-          score_grads(plan, hi, d_s.data(), dim, scale, far_from, grads, b, h, split);
+          score_grads(plan, hi, d_s.data(), dim, scale, state.rule, grads, b, h, split);
           if (bias_grad) store_score_grads(d_s, row, grad_scores.data_ptr<float>() + bh * block.rows() * block.columns);
         }
       });
       if (bias_grad) add_bias_parameter_grads(bias, grad_scores, params, param_grads);
     }
-    variable_list result{grads.q, grads.k, grads.v, grads.q_far, grads.k_far};
+    variable_list result{grads.q[0], grads.k[0], grads.v};
+    for (int p = 1; p < state.rule.passes(); ++p) result.insert(result.end(), {grads.q[p], grads.k[p]});
     result.insert(result.end(), param_grads.begin(), param_grads.end());
-    for (int extra = 0; extra < 7; ++extra) result.push_back(torch::Tensor());  // biases, documents, far_from, ..., scale
+    for (int extra = 0; extra < 8; ++extra) result.push_back(torch::Tensor());  // biases, documents, far_from, ..., scale
     return result;
   }
 };
@@ -371,21 +394,18 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
 
 torch::Tensor fused_causal_attention(const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call) {
   TORCH_CHECK(qk.q.is_cpu() && qk.q.scalar_type() == torch::kFloat32, "fused attention needs float32 CPU tensors");
-  const int64_t far_from = qk.has_far() ? qk.far_from : 0;
-  const auto q_far = qk.has_far() ? qk.q_far : qk.q, k_far = qk.has_far() ? qk.k_far : qk.k;
   const BiasSource biases{&call.scheme, call.positions};
   const auto params = learnable_parameters(call.scheme);
   if (needs_backward(qk, v, params)) {
-    return CausalAttentionFunction::apply(qk.q, qk.k, v, q_far, k_far, at::TensorList(params),
+    return CausalAttentionFunction::apply(qk.q, qk.k, v, at::TensorList(far_pass_tensors(qk)), at::TensorList(params),
                                           c10::make_intrusive<BiasSourceHolder>(biases),
-                                          c10::make_intrusive<DocumentMaskHolder>(call.documents), far_from,
-                                          call.mask.window, call.mask.sinks, call.block, call.scale);
+                                          c10::make_intrusive<DocumentMaskHolder>(call.documents), qk.rule.far_from,
+                                          qk.rule.chunk, call.mask.window, call.mask.sinks, call.block, call.scale);
   }
   auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, qk.q.options());
-  const Inputs in{blas_ready(qk.q), blas_ready(qk.k), blas_ready(v), blas_ready(q_far), blas_ready(k_far), far_from};
   const auto starts = call.documents.view();
-  attention_forward(in, plan_attention(qk.q.size(2), call.block, call.mask, far_from, starts), call.mask, biases, starts,
-                    float(call.scale), out, nullptr);
+  attention_forward(blas_inputs(qk, v), plan_attention(qk.q.size(2), call.block, call.mask, qk.rule, starts), call.mask,
+                    biases, starts, float(call.scale), out, nullptr);
   return out;
 }
 

@@ -29,6 +29,11 @@ struct BiasSourceHolder : torch::CustomClassHolder {
 // so that autograd routes their gradients through the recomputed biases.
 std::vector<torch::Tensor> learnable_parameters(PositionScheme& scheme);
 
+// The far passes' tensors as one list, q and k of pass 1, then of pass 2, ...: how the memory-linear
+// autograd functions take them as inputs. from_tensors is the inverse.
+std::vector<torch::Tensor> far_pass_tensors(const QueryKey& qk);
+QueryKey from_tensors(torch::Tensor q, torch::Tensor k, at::TensorList far, const PassRule& rule);
+
 // Whether an attention call must record a backward: gradients are on and some input or scheme
 // parameter requires them.
 bool needs_backward(const QueryKey& qk, const torch::Tensor& v, const std::vector<torch::Tensor>& params);
@@ -38,9 +43,9 @@ bool needs_backward(const QueryKey& qk, const torch::Tensor& v, const std::vecto
 void add_bias_parameter_grads(const torch::Tensor& bias, const torch::Tensor& grad_scores,
                               const std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& param_grads);
 
-// scale * q.k over every span of the block, each with its pass (mixed spans merge the two by
-// distance): [B, H, rows, columns] in float32 (the products run in q's dtype). `scaled` holds
-// queries already multiplied by the scale.
+// scale * q.k over every span of the block, each with its pass (mixed spans compute each of their
+// passes and merge them by the rule): [B, H, rows, columns] in float32 (the products run in q's
+// dtype). `scaled` holds queries already multiplied by the scale.
 torch::Tensor block_scores(const QueryKey& scaled, const BlockPlan& plan);
 
 // -inf where a row may not see the key of a column, 0 elsewhere: [rows, columns] with `options`,
@@ -51,7 +56,11 @@ torch::Tensor mask_tile(const BlockPlan& plan, const KeyMask& mask, const torch:
 // Whether query i sees key j, broadcast from queries [rows, 1] and keys [1, columns] (int64).
 torch::Tensor visible(const torch::Tensor& queries, const torch::Tensor& keys, const KeyMask& mask);
 
-// For a mixed span: true where the pair is near (i - j < far_from), [rows, span width].
-torch::Tensor near_pairs(const BlockPlan& plan, const KeySpan& span, int64_t far_from, const torch::Device& device);
+// Over a span's [rows, width] pairs: true where the pass is p or higher (j < boundary(i, p)).
+torch::Tensor pass_at_least(const BlockPlan& plan, const KeySpan& span, const PassRule& rule, int p,
+                            const torch::Device& device);
+// True where a pair of a mixed span has pass p, pass <= p <= last_pass.
+torch::Tensor pass_pairs(const BlockPlan& plan, const KeySpan& span, const PassRule& rule, int p,
+                         const torch::Device& device);
 
 }  // namespace extrap

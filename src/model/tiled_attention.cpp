@@ -14,16 +14,13 @@ torch::Tensor product_operand(const torch::Tensor& t, c10::ScalarType dtype) {
   return t.to(dtype).contiguous();
 }
 
-// Queries times the score scale and all four tensors as product operands.
+// Queries times the score scale, and every pass's queries and keys as product operands.
 QueryKey product_inputs(const QueryKey& qk, double scale, c10::ScalarType dtype) {
-  QueryKey p;
-  p.q = product_operand(qk.q * scale, dtype);
-  p.k = product_operand(qk.k, dtype);
-  if (qk.has_far()) {
-    p.q_far = product_operand(qk.q_far * scale, dtype);
-    p.k_far = product_operand(qk.k_far, dtype);
-    p.far_from = qk.far_from;
+  QueryKey p{product_operand(qk.q * scale, dtype), product_operand(qk.k, dtype)};
+  for (const auto& pair : qk.far_passes) {
+    p.far_passes.push_back({product_operand(pair.q * scale, dtype), product_operand(pair.k, dtype)});
   }
+  p.rule = qk.rule;
   return p;
 }
 
@@ -61,11 +58,6 @@ void tiled_forward(const QueryKey& scaled, const torch::Tensor& v, const std::ve
   }
 }
 
-// Float32 gradient accumulators of q, k and (with a far pass) q_far, k_far, in the scaled-input sense.
-struct ScoreGrads {
-  torch::Tensor q, k, q_far, k_far;
-};
-
 // One span's score gradient ds into its pass's q rows and k keys (ds is already in the product dtype).
 void add_span_grads(const torch::Tensor& ds, const BlockPlan& plan, const KeySpan& span, const torch::Tensor& q,
                     const torch::Tensor& k, torch::Tensor& grad_q, torch::Tensor& grad_k) {
@@ -75,56 +67,50 @@ void add_span_grads(const torch::Tensor& ds, const BlockPlan& plan, const KeySpa
 
 class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFunction> {
  public:
-  // q_far and k_far are q and k again when far_from == 0 (a single pass; autograd needs defined
-  // inputs). bias_params: the scheme's learnable parameters.
+  // far: the far passes' queries and keys (far_pass_tensors), merged by the rule (far_from, chunk).
+  // bias_params: the scheme's learnable parameters.
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
-                               torch::Tensor q_far, torch::Tensor k_far, at::TensorList bias_params,
+                               at::TensorList far, at::TensorList bias_params,
                                c10::intrusive_ptr<BiasSourceHolder> biases,
-                               c10::intrusive_ptr<DocumentMaskHolder> documents, int64_t far_from, int64_t window,
-                               int64_t sinks, int64_t block, double scale, int64_t dtype) {
+                               c10::intrusive_ptr<DocumentMaskHolder> documents, int64_t far_from, int64_t chunk,
+                               int64_t window, int64_t sinks, int64_t block, double scale, int64_t dtype) {
     const auto product = c10::ScalarType(dtype);
-    QueryKey qk{q, k};
-    if (far_from > 0) {
-      qk.q_far = q_far;
-      qk.k_far = k_far;
-      qk.far_from = far_from;
-    }
+    const PassRule rule{far_from, chunk};
     const KeyMask mask{window, sinks};
     const DocumentMask& document_mask = documents->documents;
-    const auto plans = plan_attention(q.size(2), block, mask, far_from, document_mask.view());
+    const auto plans = plan_attention(q.size(2), block, mask, rule, document_mask.view());
     auto out = torch::empty({q.size(0), q.size(2), q.size(1), q.size(3)}, v.options().dtype(product));
     auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat32));
-    tiled_forward(product_inputs(qk, scale, product), product_operand(v, product), plans, mask, document_mask,
-                  biases->source, out, lse);
-    save_attention_state(ctx,
-                         {{q, k, v, q_far, k_far, lse}, bias_params.vec(), biases, documents, far_from, mask, block, scale});
+    tiled_forward(product_inputs(from_tensors(q, k, far, rule), scale, product), product_operand(v, product), plans,
+                  mask, document_mask, biases->source, out, lse);
+    std::vector<torch::Tensor> saved{q, k, v, lse};
+    saved.insert(saved.end(), far.begin(), far.end());
+    save_attention_state(ctx, {saved, bias_params.vec(), biases, documents, rule, mask, block, scale});
     ctx->saved_data["dtype"] = dtype;
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const AttentionState state = load_attention_state(ctx, 6);
+    const AttentionState state = load_attention_state(ctx);
     const auto& saved = state.tensors;
-    const auto &q = saved[0], &k = saved[1], &v = saved[2], &q_far = saved[3], &k_far = saved[4];
-    const auto& lse = saved[5];
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &lse = saved[3];
     const auto& params = state.params;
-    const int64_t far_from = state.far_from;
     const KeyMask& mask = state.mask;
     const auto plans = state.plans(q.size(2));
     const double scale = state.scale;
     const auto product = c10::ScalarType(ctx->saved_data["dtype"].toInt());
-    QueryKey qk{q, k};
-    if (far_from > 0) {
-      qk.q_far = q_far;
-      qk.k_far = k_far;
-      qk.far_from = far_from;
-    }
+    const QueryKey qk = from_tensors(q, k, at::TensorList(saved).slice(4), state.rule);
     const QueryKey scaled = product_inputs(qk, scale, product);
     const auto v_product = product_operand(v, product);
     const auto grad_out_product = product_operand(grad_outputs[0].transpose(1, 2), product);  // [B, H, T, hd]
     const auto zeros = [&] { return torch::zeros(q.sizes(), q.options().dtype(torch::kFloat32)); };
     auto grad_v = zeros();
-    ScoreGrads grads{zeros(), zeros(), far_from > 0 ? zeros() : torch::Tensor(), far_from > 0 ? zeros() : torch::Tensor()};
+    // Float32 accumulators of each pass's q and k gradients, in the scaled-input sense.
+    std::vector<torch::Tensor> grad_q, grad_k;
+    for (int p = 0; p < qk.rule.passes(); ++p) {
+      grad_q.push_back(zeros());
+      grad_k.push_back(zeros());
+    }
     std::vector<torch::Tensor> param_grads(params.size());
     for (auto it = plans.rbegin(); it != plans.rend(); ++it) {  // widest first, as in forward
       const BlockPlan& plan = *it;
@@ -150,23 +136,20 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
       const auto ds = d_scores.to(product);
       for (const auto& span : plan.spans) {
         const auto span_ds = ds.narrow(-1, span.column, span.end - span.begin);
-        if (span.pass == Pass::kNear) {
-          add_span_grads(span_ds, plan, span, scaled.q, scaled.k, grads.q, grads.k);
-        } else if (span.pass == Pass::kFar) {
-          add_span_grads(span_ds, plan, span, scaled.q_far, scaled.k_far, grads.q_far, grads.k_far);
-        } else {
-          const auto near = near_pairs(plan, span, far_from, q.device());
-          add_span_grads(span_ds.masked_fill(near.logical_not(), 0), plan, span, scaled.q, scaled.k, grads.q, grads.k);
-          add_span_grads(span_ds.masked_fill(near, 0), plan, span, scaled.q_far, scaled.k_far, grads.q_far, grads.k_far);
+        for (int p = span.pass; p <= span.last_pass; ++p) {
+          const auto pass_ds =
+              span.mixed() ? span_ds.masked_fill(pass_pairs(plan, span, qk.rule, p, q.device()).logical_not(), 0) : span_ds;
+          add_span_grads(pass_ds, plan, span, scaled.query(p), scaled.key(p), grad_q[p], grad_k[p]);
         }
       }
     }
     // Scores are (scale q).k: dq = scale dS k, while dk = dS^T (scale q) is what was accumulated.
-    variable_list result{(grads.q * scale).to(q.scalar_type()), grads.k.to(k.scalar_type()), grad_v.to(v.scalar_type()),
-                         far_from > 0 ? (grads.q_far * scale).to(q_far.scalar_type()) : torch::Tensor(),
-                         far_from > 0 ? grads.k_far.to(k_far.scalar_type()) : torch::Tensor()};
+    const auto query_grad = [&](int p) { return (grad_q[p] * scale).to(qk.query(p).scalar_type()); };
+    const auto key_grad = [&](int p) { return grad_k[p].to(qk.key(p).scalar_type()); };
+    variable_list result{query_grad(0), key_grad(0), grad_v.to(v.scalar_type())};
+    for (int p = 1; p < qk.rule.passes(); ++p) result.insert(result.end(), {query_grad(p), key_grad(p)});
     result.insert(result.end(), param_grads.begin(), param_grads.end());
-    for (int extra = 0; extra < 8; ++extra) result.push_back(torch::Tensor());  // biases, documents, far_from, ..., dtype
+    for (int extra = 0; extra < 9; ++extra) result.push_back(torch::Tensor());  // biases, documents, far_from, ..., dtype
     return result;
   }
 };
@@ -177,15 +160,13 @@ torch::Tensor tiled_causal_attention(const QueryKey& qk, const torch::Tensor& v,
   const BiasSource biases{&call.scheme, call.positions};
   const auto params = learnable_parameters(call.scheme);
   if (needs_backward(qk, v, params)) {
-    const bool two_pass = qk.has_far();
-    return TiledAttentionFunction::apply(qk.q, qk.k, v, two_pass ? qk.q_far : qk.q, two_pass ? qk.k_far : qk.k,
-                                         at::TensorList(params), c10::make_intrusive<BiasSourceHolder>(biases),
-                                         c10::make_intrusive<DocumentMaskHolder>(call.documents),
-                                         two_pass ? qk.far_from : 0, call.mask.window, call.mask.sinks, call.block,
-                                         call.scale, int64_t(call.product_dtype));
+    return TiledAttentionFunction::apply(qk.q, qk.k, v, at::TensorList(far_pass_tensors(qk)), at::TensorList(params),
+                                         c10::make_intrusive<BiasSourceHolder>(biases),
+                                         c10::make_intrusive<DocumentMaskHolder>(call.documents), qk.rule.far_from,
+                                         qk.rule.chunk, call.mask.window, call.mask.sinks, call.block, call.scale,
+                                         int64_t(call.product_dtype));
   }
-  const auto plans =
-      plan_attention(qk.q.size(2), call.block, call.mask, qk.has_far() ? qk.far_from : 0, call.documents.view());
+  const auto plans = plan_attention(qk.q.size(2), call.block, call.mask, qk.rule, call.documents.view());
   auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, v.options().dtype(call.product_dtype));
   tiled_forward(product_inputs(qk, call.scale, call.product_dtype), product_operand(v, call.product_dtype), plans, call.mask,
                 call.documents, biases, out, torch::Tensor());

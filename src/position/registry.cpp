@@ -7,6 +7,18 @@
 
 namespace extrap {
 
+std::vector<torch::Tensor*> QueryKey::queries() {
+  std::vector<torch::Tensor*> all{&q};
+  for (auto& pair : far_passes) all.push_back(&pair.q);
+  return all;
+}
+
+std::vector<torch::Tensor*> QueryKey::tensors() {
+  std::vector<torch::Tensor*> all{&q, &k};
+  for (auto& pair : far_passes) all.insert(all.end(), {&pair.q, &pair.k});
+  return all;
+}
+
 Positions Positions::arange(int64_t length, const torch::Device& device) {
   return Positions{torch::arange(length, torch::TensorOptions().dtype(torch::kFloat64).device(device)), true};
 }

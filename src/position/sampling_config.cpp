@@ -20,7 +20,7 @@ void check_position_sampling(const PositionSampling& sampling, const std::vector
     }
     const bool remapped_train = train != TrainPositions::kOrdinary;
     if ((info.hooks & kFarPassHook) && (remapped_train || sampling.eval != EvalPositions::kOrdinary)) {
-      fail(remapped_train ? "train" : "eval", p.scheme + " merges its two score passes by token distance, which " +
+      fail(remapped_train ? "train" : "eval", p.scheme + " merges its score passes by token index, which " +
                                                   (remapped_train ? train_name : eval_name) +
                                                   " positions no longer follow (use ordinary)");
     }

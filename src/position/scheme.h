@@ -2,7 +2,8 @@
 // A position scheme plugs into the model through a few hooks and implements only those it needs:
 //   input_embedding  added to the token embeddings (learned, sinusoidal)
 //   transform_qk     rotates or rescales queries and keys before the scores (RoPE family, xPos); may
-//                    also supply a second "far" query/key pair for a custom two-pass score (ReRoPE)
+//                    also supply more query/key pairs and the rule that merges their scores (ReRoPE,
+//                    Self-Extend, STRING, Dual Chunk Attention)
 //   score_bias       additive bias on a block of attention scores (ALiBi, T5, KERPLE, ...)
 //   after_optimizer_step  projects constrained parameters back into their set (KERPLE)
 // Position-id transforms (random or interpolated positions) happen before the hooks, in Positions.
@@ -11,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "common/text.h"
+#include "position/pass_rule.h"
 #include "position/scheme_info.h"
 
 namespace extrap {
@@ -29,17 +31,28 @@ struct Positions {
 };
 
 // Queries and keys as the attention kernels consume them, [B, H, T, head_dim] each. By default one
-// pair scores every key. A scheme with a custom score sets a far pair too: key j is then scored
-// against query i with (q, k) when i - j < far_from and with (q_far, k_far) otherwise, which is
-// how ReRoPE merges its two score passes. Kernels compute both passes only on tiles that straddle
-// the boundary.
+// pair scores every key. A scheme with a merged score adds pairs for farther keys and the rule that
+// says which pair scores which (i, j): ReRoPE, Self-Extend and STRING score keys from a distance on
+// with a second pair, Dual Chunk Attention the previous and earlier chunks with a second and third.
+// Each pair is queries and keys rotated to that pass's positions. Kernels compute several passes only
+// on tiles that straddle the rule's boundaries.
+struct ScorePair {
+  torch::Tensor q, k;
+};
+
 struct QueryKey {
   QueryKey() = default;
   QueryKey(torch::Tensor q, torch::Tensor k) : q(std::move(q)), k(std::move(k)) {}
-  torch::Tensor q, k;
-  torch::Tensor q_far, k_far;
-  int64_t far_from = 0;
-  bool has_far() const { return q_far.defined(); }
+  torch::Tensor q, k;                // pass 0
+  std::vector<ScorePair> far_passes;  // passes 1, 2, ... (rule.passes() - 1 of them)
+  PassRule rule;
+  bool has_far() const { return !far_passes.empty(); }
+  const torch::Tensor& query(int pass) const { return pass == 0 ? q : far_passes[pass - 1].q; }
+  const torch::Tensor& key(int pass) const { return pass == 0 ? k : far_passes[pass - 1].k; }
+  // Every pass's queries (pass 0 first), and every query and key tensor, for changes that apply to
+  // all passes alike (a per-query scale, a cast).
+  std::vector<torch::Tensor*> queries();
+  std::vector<torch::Tensor*> tensors();
 };
 
 // Every hook takes per-row positions as well: each batch row then gets its own embedding, rotation
@@ -49,7 +62,7 @@ class PositionScheme : public torch::nn::Module {
   // [T, d_model] ([B, T, d_model] for per-row positions) to add to the token embeddings, or an
   // undefined tensor.
   virtual torch::Tensor input_embedding(const Positions& positions) { return {}; }
-  // Replaces qk.q and qk.k by their transformed versions (and may set the far pair).
+  // Replaces qk.q and qk.k by their transformed versions (and may add far passes and their rule).
   virtual void transform_qk(QueryKey& qk, const Positions& positions) {}
   // Bias for query rows [q_begin, q_end) against key columns [k_begin, k_end), broadcastable to
   // [B, H, q_end - q_begin, k_end - k_begin] ([B, H, ...] for per-row positions); an undefined

@@ -44,7 +44,8 @@ enum SchemeHooks : unsigned {
   kEmbeddingHook = 1,  // input_embedding: only valid as the model-wide scheme
   kQueryKeyHook = 2,   // transform_qk
   kBiasHook = 4,       // score_bias
-  kFarPassHook = 8,    // transform_qk sets a far pair: a two-pass score (ReRoPE family)
+  kFarPassHook = 8,    // transform_qk adds far passes: a score merged by token index (merged_rope.h)
+  kChunkedPassHook = 16,  // ... merged by chunks of the window, not by distance (Dual Chunk Attention)
 };
 
 // How a built scheme depends on the length it is built for (ModelShape::context_length).
