@@ -36,6 +36,10 @@ variants=(
   "kna|attention.qk_norm=key"
   "cosa|attention.qk_norm=cosine"
   "random-positions|position_sampling.train=random"
+  "sink-logit|attention.sink_logit=true"
+  "output-gate-head|attention.output_gate=head"
+  "output-gate-elementwise|attention.output_gate=elementwise"
+  "ssmax|attention.ssmax=true"
 )
 if [ -n "$names" ]; then
   selected=("${variants[0]}")

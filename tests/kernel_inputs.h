@@ -1,9 +1,15 @@
 #pragma once
 // Random q, k, v and far-pass q, k for the attention-kernel tests ([2 batches, 3 heads, length, 8]),
 // and the QueryKey that feeds them to a kernel.
+#include <functional>
+#include <utility>
+#include <vector>
+
 #include <torch/torch.h>
 
 #include "model/attention.h"
+#include "model/fused_attention.h"
+#include "model/tiled_attention.h"
 
 namespace extrap::test {
 
@@ -36,6 +42,18 @@ inline QueryKey query_key(const KernelInputs& in, const PassRule& rule) {
   for (int p = 1; p < rule.passes(); ++p) qk.far_passes.push_back(in.far[p - 1]);
   qk.rule = rule;
   return qk;
+}
+
+// The three CPU kernels by name, the blockwise reference in training mode (no dropout).
+using KernelFunction = std::function<torch::Tensor(const QueryKey&, const torch::Tensor&, const AttentionCall&)>;
+inline const std::vector<std::pair<const char*, KernelFunction>>& every_kernel() {
+  static const std::vector<std::pair<const char*, KernelFunction>> kernels{
+      {"blockwise", [](const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call) {
+         return blockwise_causal_attention(qk, v, call, 0.0, true);
+       }},
+      {"fused", fused_causal_attention},
+      {"tiled", tiled_causal_attention}};
+  return kernels;
 }
 
 // far_from > 0 adds the far pass from that distance on.

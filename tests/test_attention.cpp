@@ -238,13 +238,7 @@ TEST(QueryScales, ScoreScaleOfEachNormalisation) {
 
 // ---- Attention modifiers in the layer ---------------------------------------------------------
 
-ModelConfig small_model() {
-  ModelConfig m;
-  m.d_model = 16;
-  m.n_heads = 2;
-  m.bias = false;
-  return m;
-}
+using test::small_model;
 
 torch::Tensor layer_output(CausalSelfAttention& layer, const torch::Tensor& x) {
   return layer->forward(x, Positions::arange(x.size(1), kCpu));

@@ -79,6 +79,15 @@ inline Positions explicit_positions(std::vector<double> values) {
   return Positions{torch::tensor(values, torch::kFloat64), false};
 }
 
+// One attention layer's model: d_model 16, 2 heads, no biases.
+inline ModelConfig small_model() {
+  ModelConfig m;
+  m.d_model = 16;
+  m.n_heads = 2;
+  m.bias = false;
+  return m;
+}
+
 inline QueryKey transform(PositionScheme& scheme, const torch::Tensor& q, const torch::Tensor& k,
                           const Positions& positions) {
   QueryKey qk{q, k};
@@ -89,10 +98,11 @@ inline QueryKey transform(PositionScheme& scheme, const torch::Tensor& q, const 
 // The reference for both attention kernels, with full [T, T] matrices: softmax(scale S + bias over
 // the keys `mask` shows query i) v as [B, T, H, hd], where S_ij = q_p(i) . k_p(j) with p the pass
 // qk.rule.pass(i, j) gives the pair (pass 0: q k^T). With document starts [B, T], query i of row b
-// also sees only keys j >= starts[b, i].
+// also sees only keys j >= starts[b, i]. With sink_logits [H], each head's softmax has one more
+// column of that logit and no value (gpt-oss), dropped after the softmax.
 inline torch::Tensor naive_attention(const QueryKey& qk, const torch::Tensor& v, double scale,
                                      const torch::Tensor& bias = {}, const KeyMask& mask = {},
-                                     const torch::Tensor& starts = {}) {
+                                     const torch::Tensor& starts = {}, const torch::Tensor& sink_logits = {}) {
   const int64_t length = qk.q.size(2);
   auto scores = torch::matmul(qk.q, qk.k.transpose(-2, -1));
   if (qk.rule.passes() > 1) {
@@ -113,6 +123,10 @@ inline torch::Tensor naive_attention(const QueryKey& qk, const torch::Tensor& v,
     hidden = hidden | (torch::arange(length).view({1, 1, 1, length}) < starts.view({starts.size(0), 1, length, 1}));
   }
   scores = scores.masked_fill(hidden, -std::numeric_limits<float>::infinity());
+  if (sink_logits.defined()) {
+    const auto column = sink_logits.view({1, -1, 1, 1}).expand({scores.size(0), scores.size(1), length, 1});
+    return torch::matmul(torch::softmax(torch::cat({scores, column}, -1), -1).narrow(-1, 0, length), v).transpose(1, 2);
+  }
   return torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2);
 }
 

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernel_inputs.h"
 #include "test_helpers.h"
 
 #include "model/attention.h"
@@ -137,14 +138,7 @@ TEST(MergedRope, KernelsMatchTheFullMatrixReferenceWithGradients) {
     });
     EXPECT_GT(max_abs_diff(rope_only[0], expected[0]), 1e-3) << method.scheme << ": the far passes change nothing";
     for (const int64_t block : {1, 7, 16, 1000}) {
-      using Kernel = std::function<torch::Tensor(const QueryKey&, const torch::Tensor&, const AttentionCall&)>;
-      const std::pair<const char*, Kernel> kernels[] = {
-          {"blockwise", [](const QueryKey& qk, const torch::Tensor& v, const AttentionCall& call) {
-             return blockwise_causal_attention(qk, v, call, 0.0, true);
-           }},
-          {"fused", fused_causal_attention},
-          {"tiled", tiled_causal_attention}};
-      for (const auto& [name, kernel] : kernels) {
+      for (const auto& [name, kernel] : test::every_kernel()) {
         const auto got = run([&, kernel = kernel](const QueryKey& qk, const torch::Tensor& v) {
           return kernel(qk, v, AttentionCall{*scheme, positions, {}, block, scale});
         });

@@ -112,6 +112,9 @@ TEST(ModelCausality, PerLayerMixesAreCausal) {
        {"layers", {{{"layers", {-1}}, {"position", {{"scheme", "nope"}}},
                     {"attention", {{"window_receptive_field", 0.0}, {"logn", "train"}}}}}}},
       {{"position", {{"scheme", "alibi"}}}, {"attention", {{"window", 6}, {"sinks", 2}, {"logn", "inference"}}}},
+      {{"position", {{"scheme", "rope"}}},
+       {"attention", {{"sink_logit", true}, {"output_gate", "elementwise"}, {"ssmax", true}, {"temperature", "llama4"}}},
+       {"layers", {{{"layers", {0}}, {"position", {{"scheme", "dual_chunk"}}}, {"attention", {{"output_gate", "head"}}}}}}},
   };
   for (const auto& info : registered_schemes()) {
     if (info.hooks & kEmbeddingHook) continue;  // model-wide only

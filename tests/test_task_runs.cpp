@@ -282,17 +282,8 @@ TEST_F(TaskRunTest, TrainingRefusesRowsOrPositionsTooShortForTheExamples) {
 TEST_F(TaskRunTest, ResumeIsBitIdentical) {
   const fs::path resumed = root_ / "task_resumed";
   train_task(resumed);
-  fs::remove(resumed / "DONE");
-  fs::remove_all(resumed / "checkpoints" / "step_00000008");
-  TrainOptions options;
-  options.out = resumed;
-  options.resume = true;
-  train_quietly(options);
-  for (const char* file : {"model.safetensors", "optimizer.safetensors"}) {
-    EXPECT_TRUE(read_text_file(task_run() / "checkpoints" / "step_00000008" / file) ==
-                read_text_file(resumed / "checkpoints" / "step_00000008" / file))
-        << file;
-  }
+  resume_from_step_4(resumed);
+  expect_same_final_checkpoint(task_run(), resumed);
   EXPECT_EQ(read_json_file(task_run() / "DONE").at("val_loss"), read_json_file(resumed / "DONE").at("val_loss"));
 }
 

@@ -218,12 +218,14 @@ TEST(Treatments, AttentionOverlayReachesEveryLayerAndKeepsTheirOwnSettings) {
 TEST(Treatments, TrainingTimeAttentionSettingsAreRefused) {
   const RunConfig config = trained();
   for (const json& attention : {json{{"qk_norm", "key"}}, json{{"qk_bias", true}}, json{{"cosine_scale", "position"}},
-                                json{{"window_receptive_field", 0.5}}, json{{"logn_floor", 4}}}) {
+                                json{{"window_receptive_field", 0.5}}, json{{"logn_floor", 4}}, json{{"sink_logit", true}},
+                                json{{"output_gate", "head"}}, json{{"ssmax", true}}}) {
     SCOPED_TRACE(attention.dump());
     const std::string message =
         user_error_message([&] { apply_treatment(config, treatment({{"name", "t"}, {"attention", attention}})); });
     EXPECT_TRUE(contains(message, "treatment \"t\".attention." + attention.begin().key() +
-                                      ": unknown key (known here: window, sinks, logn)"))
+                                      ": unknown key (known here: window, sinks, logn, temperature, "
+                                      "temperature_scale, temperature_floor)"))
         << message;
   }
   // A layer trained with log-n keeps it: logn† (or none) on top is refused, in either overlay form.

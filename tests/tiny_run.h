@@ -123,6 +123,26 @@ class TinyRunTest : public ::testing::Test {
     train_quietly(options);
   }
 
+  // Resumes `run` as if it had stopped right after its step-4 checkpoint (its step-8 one and DONE
+  // removed).
+  static void resume_from_step_4(const fs::path& run) {
+    fs::remove(run / "DONE");
+    fs::remove_all(run / "checkpoints" / "step_00000008");
+    TrainOptions options;
+    options.out = run;
+    options.resume = true;
+    train_quietly(options);
+  }
+
+  // The step-8 model and optimizer files of two runs are byte-identical.
+  static void expect_same_final_checkpoint(const fs::path& a, const fs::path& b) {
+    for (const char* file : {"model.safetensors", "optimizer.safetensors"}) {
+      EXPECT_TRUE(read_text_file(a / "checkpoints" / "step_00000008" / file) ==
+                  read_text_file(b / "checkpoints" / "step_00000008" / file))
+          << file << " differs";
+    }
+  }
+
   // The reference run, trained straight through once per process.
   static const fs::path& run_a() {
     if (run_a_.empty()) {

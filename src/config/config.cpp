@@ -38,6 +38,10 @@ PositionSampling resolve_position_sampling(json& document, int64_t train_length)
     fail("position_sampling.range", std::to_string(sampling.range) + " is shorter than data.train_length = " +
                                         std::to_string(train_length));
   }
+  if (sampling.train == TrainPositions::kPose && sampling.chunks > train_length) {
+    fail("position_sampling.chunks", std::to_string(sampling.chunks) + " pieces do not fit a window of data.train_length = " +
+                                         std::to_string(train_length) + " tokens");
+  }
   document["position_sampling"] = fields::write(sampling);
   return sampling;
 }

@@ -19,6 +19,8 @@ struct InRange {
 inline const auto& names_of(LognMode) { return kLognNames; }
 inline const auto& names_of(QkNorm) { return kQkNormNames; }
 inline const auto& names_of(CosineScale) { return kCosineScaleNames; }
+inline const auto& names_of(OutputGate) { return kOutputGateNames; }
+inline const auto& names_of(Temperature) { return kTemperatureNames; }
 inline const auto& names_of(TrainPositions) { return kTrainPositionNames; }
 inline const auto& names_of(EvalPositions) { return kEvalPositionNames; }
 inline const auto& names_of(Precision) { return kPrecisionNames; }
@@ -45,12 +47,20 @@ void visit(AttentionConfig& a, Visitor&& v) {
   v("qk_norm", a.qk_norm, NoCheck{});
   v("cosine_scale", a.cosine_scale, NoCheck{});
   v("qk_bias", a.qk_bias, NoCheck{});
+  v("sink_logit", a.sink_logit, NoCheck{});
+  v("output_gate", a.output_gate, NoCheck{});
+  v("ssmax", a.ssmax, NoCheck{});
+  v("ssmax_init", a.ssmax_init, InRange{0.0, 100.0, false});
+  v("temperature", a.temperature, NoCheck{});
+  v("temperature_scale", a.temperature_scale, InRange{0.0, 100.0, false});
+  v("temperature_floor", a.temperature_floor, AtLeast{0});
 }
 
 template <typename Visitor>
 void visit(PositionSampling& s, Visitor&& v) {
   v("train", s.train, NoCheck{});
   v("range", s.range, AtLeast{0});
+  v("chunks", s.chunks, AtLeast{1});
   v("eval", s.eval, NoCheck{});
 }
 
@@ -74,6 +84,7 @@ void visit(TrainConfig& t, Visitor&& v) {
   v("beta2", t.beta2, InRange{0.0, 1.0, true});
   v("eps", t.eps, InRange{1e-30, 1.0, false});
   v("grad_clip", t.grad_clip, InRange{0.0, 1e9, false});
+  v("drop_positions", t.drop_positions, InRange{0.0, 1.0, true});
   v("log_interval", t.log_interval, AtLeast{1});
   v("eval_interval", t.eval_interval, AtLeast{1});
   v("eval_tokens", t.eval_tokens, AtLeast{1});

@@ -34,6 +34,12 @@ AttentionConfig read_attention(const json& a, const std::string& key) {
   if (config.window > 0 && config.window_receptive_field > 0) {
     fail(key + ".window_receptive_field", "set either window or window_receptive_field, not both");
   }
+  if (config.ssmax && config.logn != LognMode::kNone) {
+    fail(key + ".ssmax", "Scalable-Softmax scales the logits by log n itself; leave logn at \"none\"");
+  }
+  if (config.temperature == Temperature::kConstant && config.temperature_scale == 0.0) {
+    fail(key + ".temperature_scale", "temperature \"constant\" needs the factor (temperature_scale > 0)");
+  }
   return config;
 }
 

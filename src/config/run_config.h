@@ -2,6 +2,7 @@
 // The run configuration as plain structs: what the model, trainer and evaluator read. The defaults
 // written here are the only ones: default_config() (config.h) serialises these structs. Loading,
 // merging and validation live in config.h.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct ModelConfig {
 enum class LognMode { kNone, kTrain, kInference };
 enum class QkNorm { kNone, kQuery, kKey, kCosine };
 enum class CosineScale { kFixed, kPosition };
+enum class OutputGate { kNone, kHead, kElementwise };
+enum class Temperature { kNone, kLlama4, kLogLength, kConstant };
 
 inline constexpr EnumName<LognMode> kLognNames[] = {
     {LognMode::kNone, "none"}, {LognMode::kTrain, "train"}, {LognMode::kInference, "inference"}};
@@ -37,6 +40,12 @@ inline constexpr EnumName<QkNorm> kQkNormNames[] = {
     {QkNorm::kNone, "none"}, {QkNorm::kQuery, "query"}, {QkNorm::kKey, "key"}, {QkNorm::kCosine, "cosine"}};
 inline constexpr EnumName<CosineScale> kCosineScaleNames[] = {{CosineScale::kFixed, "fixed"},
                                                               {CosineScale::kPosition, "position"}};
+inline constexpr EnumName<OutputGate> kOutputGateNames[] = {
+    {OutputGate::kNone, "none"}, {OutputGate::kHead, "head"}, {OutputGate::kElementwise, "elementwise"}};
+inline constexpr EnumName<Temperature> kTemperatureNames[] = {{Temperature::kNone, "none"},
+                                                              {Temperature::kLlama4, "llama4"},
+                                                              {Temperature::kLogLength, "log_length"},
+                                                              {Temperature::kConstant, "constant"}};
 
 // Attention modifiers of one layer (the model-wide "attention" object, overridable per layer).
 struct AttentionConfig {
@@ -50,11 +59,21 @@ struct AttentionConfig {
   QkNorm qk_norm = QkNorm::kNone;       // query (QNA) | key (KNA, KeyNorm) | cosine (CosA)
   CosineScale cosine_scale = CosineScale::kFixed;  // CosA's 4 log n: n = train_length/2, or n = i+1
   bool qk_bias = false;                 // a learned bias on queries and keys only (Su's RoPE + bias)
+  bool sink_logit = false;              // a learned logit per head as an extra softmax column (gpt-oss)
+  OutputGate output_gate = OutputGate::kNone;  // sigmoid gate on the attention output (Qwen gated attention)
+  bool ssmax = false;                   // Scalable-Softmax: logits * s_h ln(n), s_h learned per head
+  double ssmax_init = 0.43;             // the initial s_h
+  // Inference-time logit temperatures (on the queries): Llama 4's NoPE-layer temperature
+  // 1 + scale ln(floor((p+1)/floor) + 1), DroPE's 1 + scale ln(L/L_train), or a constant.
+  Temperature temperature = Temperature::kNone;
+  double temperature_scale = 0.0;  // 0: the method's (llama4 0.1, log_length 0.412); constant: required
+  int64_t temperature_floor = 0;   // llama4's floor_scale; 0: data.train_length
 };
 
 // The attention settings an inference-time treatment may change: the others shape what the weights
 // learned.
-inline const std::vector<std::string> kInferenceAttentionSettings{"window", "sinks", "logn"};
+inline const std::vector<std::string> kInferenceAttentionSettings{"window", "sinks", "logn", "temperature",
+                                                                  "temperature_scale", "temperature_floor"};
 
 // One layer as built: its scheme (the model-wide one or a `layers` override) and attention modifiers.
 struct LayerConfig {
@@ -86,6 +105,10 @@ struct TrainConfig {
   double beta2 = 0.95;
   double eps = 1e-8;
   double grad_clip = 1.0;  // 0: no clipping (the norm is still logged)
+  // DroPE (Gelberg et al. 2025): the last fraction of the steps trains with every position encoding
+  // dropped (no scheme hook runs); the trained model is then evaluated that way too.
+  double drop_positions = 0.0;
+  int64_t drop_from_step() const { return steps - int64_t(std::llround(drop_positions * double(steps))); }
   int64_t log_interval = 10;
   int64_t eval_interval = 100;
   int64_t eval_tokens = 16384;

@@ -15,12 +15,13 @@ torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor
   QueryKey scaled = qk;  // scaling q is cheaper than scaling the scores
   for (auto* q : scaled.queries()) *q = *q * call.scale;
   const BiasSource biases{&call.scheme, call.positions};
-  std::vector<torch::Tensor> outputs;
+  std::vector<torch::Tensor> outputs, lses;
   const auto plans = plan_attention(length, call.block, call.mask, qk.rule, call.documents.view());
   for (const auto& plan : plans) {
     auto scores = block_scores(scaled, plan);  // [B, H, rows, columns], float32
     scores = scores + mask_tile(plan, call.mask, scores.options(), call.documents);
     if (const auto bias = biases.block_bias(plan); bias.defined()) scores = scores + bias;
+    if (call.log_sum_exp) lses.push_back(torch::logsumexp(scores, -1));
     auto probs = torch::softmax(scores, -1);
     if (training && dropout > 0) probs = torch::dropout(probs, dropout, true);
     probs = probs.to(v.scalar_type());
@@ -31,6 +32,7 @@ torch::Tensor blockwise_causal_attention(const QueryKey& qk, const torch::Tensor
     }
     outputs.push_back(out.transpose(1, 2));  // [B, rows, H, hd]
   }
+  if (call.log_sum_exp) *call.log_sum_exp = lses.size() == 1 ? lses[0] : torch::cat(lses, 2);
   return outputs.size() == 1 ? outputs[0] : torch::cat(outputs, 1);
 }
 
@@ -38,7 +40,7 @@ torch::Tensor sdpa_causal_attention(const QueryKey& qk, const torch::Tensor& v, 
                                     double dropout, bool training) {
   // A scheme's bias is the same kind of tensor for every block: probing one score tells. Document
   // masks go to the tiled kernel too (its per-row mask needs no [B, T, T] tensor).
-  const bool plain = !qk.has_far() && !call.documents.defined() &&
+  const bool plain = !qk.has_far() && !call.documents.defined() && !call.log_sum_exp &&
                      !call.scheme.score_bias(call.positions, 0, 1, 0, 1).defined();
   if (!compat::kHasSdpa || !plain) {
     return training && dropout > 0 ? blockwise_causal_attention(qk, v, call, dropout, training)
@@ -65,6 +67,23 @@ int64_t visible_keys(const AttentionConfig& attention, int64_t i, int64_t first)
   return (i + 1 - std::max(lo, first)) + std::max<int64_t>(0, sink_end - first);
 }
 
+// The inference-time temperature of a query at token `index` of its document, in a window of
+// `length` tokens.
+double temperature(const AttentionConfig& attention, int64_t index, int64_t length, int64_t train_length) {
+  const double given = attention.temperature_scale;
+  switch (attention.temperature) {
+    case Temperature::kNone: return 1.0;
+    case Temperature::kConstant: return given;  // NoPE head-wise temperature, one lambda for every head
+    case Temperature::kLlama4: {  // transformers' Llama4TextAttention (attn_scale, floor_scale)
+      const int64_t floor_scale = attention.temperature_floor > 0 ? attention.temperature_floor : train_length;
+      return 1.0 + (given > 0 ? given : 0.1) * std::log(std::floor(double(index + 1) / double(floor_scale)) + 1.0);
+    }
+    case Temperature::kLogLength:  // DroPE's beta = 1 + c ln(L_test / L_train), 1 within L_train
+      return 1.0 + (given > 0 ? given : 0.412) * std::log(std::max(1.0, double(length) / double(train_length)));
+  }
+  return 1.0;
+}
+
 // The factor of a query that sees `visible` keys and is token `index` of its document.
 double query_scale(const AttentionConfig& attention, int64_t index, int64_t visible, double log_train) {
   double scale = 1.0;
@@ -80,24 +99,37 @@ double query_scale(const AttentionConfig& attention, int64_t index, int64_t visi
   return scale;
 }
 
+// f(index of the query in its document, keys it sees) for every query: [T] float32, or [B, T] with
+// documents.
+template <typename PerQuery>
+torch::Tensor per_query(const AttentionConfig& attention, int64_t length, const DocumentStarts& documents, PerQuery f) {
+  const int64_t rows = documents.defined() ? documents.batch : 1;
+  std::vector<float> values(rows * length);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < length; ++i) {
+      const int64_t first = documents.defined() ? documents.row(r)[i] : 0;
+      values[r * length + i] = float(f(i - first, visible_keys(attention, i, first)));
+    }
+  }
+  const auto tensor = torch::tensor(values);
+  return documents.defined() ? tensor.view({rows, length}) : tensor;
+}
+
 }  // namespace
 
 torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length,
                            const DocumentStarts& documents) {
   const bool logn = attention.logn != LognMode::kNone;
   const bool cosine_by_position = attention.qk_norm == QkNorm::kCosine && attention.cosine_scale == CosineScale::kPosition;
-  if (!logn && !cosine_by_position) return {};
-  const int64_t rows = documents.defined() ? documents.batch : 1;
-  std::vector<float> scales(rows * length, 1.0f);
+  if (!logn && !cosine_by_position && attention.temperature == Temperature::kNone) return {};
   const double log_train = std::log(double(train_length));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t i = 0; i < length; ++i) {
-      const int64_t first = documents.defined() ? documents.row(r)[i] : 0;
-      scales[r * length + i] = float(query_scale(attention, i - first, visible_keys(attention, i, first), log_train));
-    }
-  }
-  const auto tensor = torch::tensor(scales);
-  return documents.defined() ? tensor.view({rows, length}) : tensor;
+  return per_query(attention, length, documents, [&](int64_t index, int64_t visible) {
+    return query_scale(attention, index, visible, log_train) * temperature(attention, index, length, train_length);
+  });
+}
+
+torch::Tensor visible_key_logs(const AttentionConfig& attention, int64_t length, const DocumentStarts& documents) {
+  return per_query(attention, length, documents, [](int64_t, int64_t visible) { return std::log(double(visible)); });
 }
 
 double score_scale(const AttentionConfig& attention, int64_t head_dim, int64_t train_length) {
@@ -121,11 +153,18 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& model, const
   proj_ = register_module("proj",
                           torch::nn::Linear(torch::nn::LinearOptions(model.d_model, model.d_model).bias(model.bias)));
   if (attention.qk_bias) qk_bias_ = register_parameter("qk_bias", torch::zeros({2, n_heads_, 1, head_dim_}));
+  if (attention.sink_logit) sink_logit_ = register_parameter("sink_logit", torch::zeros({n_heads_}));
+  if (attention.ssmax) ssmax_scale_ = register_parameter("ssmax_scale", torch::full({n_heads_}, attention.ssmax_init));
+  if (attention.output_gate != OutputGate::kNone) {
+    const int64_t gates = attention.output_gate == OutputGate::kHead ? n_heads_ : model.d_model;
+    gate_ = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(model.d_model, gates).bias(model.bias)));
+  }
 }
 
 void CausalSelfAttentionImpl::init_weights(double std, double residual_std) {
   init_linear(qkv_, std);
   init_linear(proj_, residual_std);
+  if (gate_) init_linear(gate_, std);
 }
 
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Positions& positions,
@@ -144,14 +183,23 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
   const auto unit = [](const torch::Tensor& t) { return t / t.norm(2, -1, true).clamp_min(1e-6); };
   if (attention_.qk_norm == QkNorm::kQuery || attention_.qk_norm == QkNorm::kCosine) qk.q = unit(qk.q);
   if (attention_.qk_norm == QkNorm::kKey || attention_.qk_norm == QkNorm::kCosine) qk.k = unit(qk.k);
-  scheme_->transform_qk(qk, positions);
+  static PositionScheme no_positions;  // every hook the identity: what a DroPE layer runs
+  PositionScheme& scheme = positions_dropped_ ? no_positions : *scheme_;
+  scheme.transform_qk(qk, positions);
   const auto scales = query_scales(attention_, length, train_length_, documents.view());
   if (scales.defined()) {
     const auto per_query = scales.to(qk.q.device()).view({scales.dim() == 2 ? batch : 1, 1, length, 1});
     for (auto* q : qk.queries()) *q = *q * per_query;
   }
-  const AttentionCall call{*scheme_, positions, KeyMask{attention_.window, attention_.sinks}, block_,
-                           score_scale(attention_, head_dim_, train_length_), product_dtype_, documents};
+  if (ssmax_scale_.defined()) {  // logits * s_h ln(n_i), n_i the keys query i sees
+    const auto logs = visible_key_logs(attention_, length, documents.view()).to(qk.q.device());
+    const auto factor = ssmax_scale_.view({1, n_heads_, 1, 1}) * logs.view({logs.dim() == 2 ? batch : 1, 1, length, 1});
+    for (auto* q : qk.queries()) *q = *q * factor;
+  }
+  torch::Tensor lse;
+  AttentionCall call{scheme, positions, KeyMask{attention_.window, attention_.sinks}, block_,
+                     score_scale(attention_, head_dim_, train_length_), product_dtype_, documents};
+  if (sink_logit_.defined()) call.log_sum_exp = &lse;
   torch::Tensor y;
   if (kernel_ == AttentionKernel::kSdpa) {
     y = sdpa_causal_attention(qk, v, call, dropout_, is_training());
@@ -164,6 +212,14 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Pos
     QueryKey qk32 = qk;
     for (auto* t : qk32.tensors()) *t = t->to(torch::kFloat32);
     y = fused_causal_attention(qk32, v.to(torch::kFloat32), call);
+  }
+  if (sink_logit_.defined()) {
+    // One more softmax column of logit s_h and no value: e^lse / (e^lse + e^s) = sigmoid(lse - s).
+    y = y * torch::sigmoid(lse - sink_logit_.view({1, n_heads_, 1})).transpose(1, 2).unsqueeze(-1);
+  }
+  if (gate_) {  // sigmoid(x W_g) per head or per dimension, before the output projection
+    const auto gate = torch::sigmoid(linear(x, gate_));
+    y = y * (gate.size(-1) == n_heads_ ? gate.unsqueeze(-1) : gate.view({batch, length, n_heads_, head_dim_}));
   }
   y = linear(y.reshape({batch, length, n_heads_ * head_dim_}), proj_);
   return torch::dropout(y, dropout_, is_training());

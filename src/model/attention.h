@@ -43,8 +43,11 @@ inline constexpr EnumName<AttentionKernel> kAttentionKernelNames[] = {{Attention
 // every factor is 1: log-n scaling (Su: log_{L_train} of the number of visible keys, floored, in
 // training; max(1, log_{L_train}(i+1)) at inference, "logn†") and CosA's position-dependent log n.
 // With documents, [B, T]: a query sees its document's keys only, and i counts from its start.
+// Llama 4's, DroPE's and the constant inference temperatures (attention.temperature) multiply in too.
 torch::Tensor query_scales(const AttentionConfig& attention, int64_t length, int64_t train_length,
                            const DocumentStarts& documents = {});
+// ln(number of keys each query sees), [T] or [B, T] like query_scales: Scalable-Softmax's ln n.
+torch::Tensor visible_key_logs(const AttentionConfig& attention, int64_t length, const DocumentStarts& documents = {});
 // The constant in front of q.k: 1/sqrt(d), 1 for QNA/KNA (the unit vector replaces it), 4 log n for CosA.
 double score_scale(const AttentionConfig& attention, int64_t head_dim, int64_t train_length);
 
@@ -59,6 +62,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
     kernel_ = kernel;
     product_dtype_ = products;
   }
+  void set_positions_dropped(bool dropped) { positions_dropped_ = dropped; }
   // N(0, std) weights and zero biases; the output projection (a residual branch) gets residual_std.
   void init_weights(double std, double residual_std);
   const PositionScheme& scheme() const { return *scheme_; }
@@ -68,11 +72,15 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   double dropout_;
   AttentionConfig attention_;
   int64_t block_ = 64;  // fastest for training lengths of a few hundred (bench/compare.sh)
+  bool positions_dropped_ = false;  // DroPE: the scheme's hooks are skipped
   AttentionKernel kernel_ = AttentionKernel::kFusedCpu;
   c10::ScalarType product_dtype_ = c10::kFloat;
   std::shared_ptr<PositionScheme> scheme_;  // owned by the model, possibly shared with other layers
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr};
-  torch::Tensor qk_bias_;  // [2, H, head_dim] when attention.qk_bias
+  torch::Tensor qk_bias_;      // [2, H, head_dim] when attention.qk_bias
+  torch::Tensor sink_logit_;   // [H] when attention.sink_logit
+  torch::Tensor ssmax_scale_;  // [H] when attention.ssmax
+  torch::nn::Linear gate_{nullptr};  // d_model -> H or d_model when attention.output_gate
 };
 TORCH_MODULE(CausalSelfAttention);
 

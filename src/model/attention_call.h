@@ -16,6 +16,9 @@ struct AttentionCall {
   // ignore it.
   c10::ScalarType product_dtype = c10::kFloat;
   DocumentMask documents = {};  // defined: no query sees a key of another document
+  // When set, receives every query row's log-sum-exp of its logits, [B, H, T] float32, with gradients
+  // (learned sink logits rescale the output by it). The SDPA path then falls back to the tiled kernel.
+  torch::Tensor* log_sum_exp = nullptr;
 };
 
 }  // namespace extrap

@@ -306,7 +306,8 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
   // far: the far passes' queries and keys (far_pass_tensors), merged by the rule (far_from, chunk).
   // bias_params: the scheme's learnable parameters, inputs here so that autograd routes their
   // gradients through this function.
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
+  // Returns the output and each row's log-sum-exp (both differentiable).
+  static variable_list forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
                                at::TensorList far, at::TensorList bias_params,
                                c10::intrusive_ptr<BiasSourceHolder> biases,
                                c10::intrusive_ptr<DocumentMaskHolder> documents, int64_t far_from, int64_t chunk,
@@ -322,7 +323,7 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     std::vector<torch::Tensor> saved{in.v, out, lse};
     for (int p = 0; p < rule.passes(); ++p) saved.insert(saved.end(), {in.q[p], in.k[p]});
     save_attention_state(ctx, {saved, bias_params.vec(), biases, documents, rule, mask, block, scale});
-    return out;
+    return {out, lse};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -338,8 +339,11 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
     const float scale = float(state.scale);
     const auto grad_out = grad_outputs[0].contiguous();  // [B, T, H, hd]
     const int64_t batch = qk.q.size(0), heads = qk.q.size(1), length = qk.q.size(2), dim = qk.q.size(3);
-    // D = dO . O per query row: the softmax backward's row term, without the probabilities.
-    const auto row_dot = (grad_out * out).sum(-1).transpose(1, 2).contiguous();  // [B, H, T]
+    // D = dO . O per query row: the softmax backward's row term, without the probabilities. A gradient
+    // g on the row's log-sum-exp adds g P_ij to dS_ij, which is the same as D - g.
+    auto row_dot = (grad_out * out).sum(-1).transpose(1, 2);  // [B, H, T]
+    if (grad_outputs[1].defined()) row_dot = row_dot - grad_outputs[1];
+    row_dot = row_dot.contiguous();
     // Gradients laid out as [B, T, H, hd] (viewed as [B, H, T, hd]): the layout the q/k/v views of the
     // projection output have, so their backward needs no copy.
     auto zeros_in_projection_layout = [&] { return torch::zeros({batch, length, heads, dim}, qk.q.options()).transpose(1, 2); };
@@ -397,15 +401,20 @@ torch::Tensor fused_causal_attention(const QueryKey& qk, const torch::Tensor& v,
   const BiasSource biases{&call.scheme, call.positions};
   const auto params = learnable_parameters(call.scheme);
   if (needs_backward(qk, v, params)) {
-    return CausalAttentionFunction::apply(qk.q, qk.k, v, at::TensorList(far_pass_tensors(qk)), at::TensorList(params),
-                                          c10::make_intrusive<BiasSourceHolder>(biases),
-                                          c10::make_intrusive<DocumentMaskHolder>(call.documents), qk.rule.far_from,
-                                          qk.rule.chunk, call.mask.window, call.mask.sinks, call.block, call.scale);
+    auto outputs = CausalAttentionFunction::apply(
+        qk.q, qk.k, v, at::TensorList(far_pass_tensors(qk)), at::TensorList(params),
+        c10::make_intrusive<BiasSourceHolder>(biases), c10::make_intrusive<DocumentMaskHolder>(call.documents),
+        qk.rule.far_from, qk.rule.chunk, call.mask.window, call.mask.sinks, call.block, call.scale);
+    if (call.log_sum_exp) *call.log_sum_exp = outputs[1];
+    return outputs[0];
   }
   auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, qk.q.options());
+  torch::Tensor lse;
+  if (call.log_sum_exp) lse = torch::empty({qk.q.size(0), qk.q.size(1), qk.q.size(2)}, qk.q.options());
   const auto starts = call.documents.view();
   attention_forward(blas_inputs(qk, v), plan_attention(qk.q.size(2), call.block, call.mask, qk.rule, starts), call.mask,
-                    biases, starts, float(call.scale), out, nullptr);
+                    biases, starts, float(call.scale), out, call.log_sum_exp ? &lse : nullptr);
+  if (call.log_sum_exp) *call.log_sum_exp = lse;
   return out;
 }
 

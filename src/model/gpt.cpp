@@ -95,6 +95,11 @@ void GPTImpl::set_attention_kernel(AttentionKernel kernel, c10::ScalarType produ
   for (auto& block_module : *blocks_) block_module->as<BlockImpl>()->attn->set_kernel(kernel, products);
 }
 
+void GPTImpl::set_positions_dropped(bool dropped) {
+  positions_dropped_ = dropped;
+  for (auto& block_module : *blocks_) block_module->as<BlockImpl>()->attn->set_positions_dropped(dropped);
+}
+
 void GPTImpl::after_optimizer_step() {
   std::vector<PositionScheme*> done{scheme_.get()};
   scheme_->after_optimizer_step();
@@ -114,8 +119,10 @@ int64_t GPTImpl::parameter_count() const {
 torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const Positions& positions, const DocumentOptions& documents) {
   const WindowLayout window = window_layout(tokens, positions, documents);
   auto x = wte_(tokens);
-  auto position_embedding = scheme_->input_embedding(window.positions);
-  if (position_embedding.defined()) x = x + position_embedding;
+  if (!positions_dropped_) {
+    const auto position_embedding = scheme_->input_embedding(window.positions);
+    if (position_embedding.defined()) x = x + position_embedding;
+  }
   x = torch::dropout(x, config_.dropout, is_training());
   for (auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x, window.positions, window.documents);
   x = ln_f_(x);
@@ -134,7 +141,9 @@ GPT build_model(const RunConfig& config, int64_t context_length) {
   for (const auto& layer : config.layers) {
     layer_schemes.push_back(layer.scheme_group < 0 ? model_wide : group_schemes[layer.scheme_group]);
   }
-  return GPT(config, model_wide, layer_schemes);
+  GPT model(config, model_wide, layer_schemes);
+  model->set_positions_dropped(config.train.drop_positions > 0);  // a DroPE run ends without positions
+  return model;
 }
 
 }  // namespace extrap

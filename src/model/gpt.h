@@ -52,6 +52,10 @@ class GPTImpl : public torch::nn::Module {
   // The implementation every attention layer runs and the dtype of its matrix products (the
   // runtime picks them; see src/runtime/).
   void set_attention_kernel(AttentionKernel kernel, c10::ScalarType products);
+  // DroPE: while set, no position scheme hook runs (no embedding, rotation or bias): the model is
+  // NoPE with the trained weights.
+  void set_positions_dropped(bool dropped);
+  bool positions_dropped() const { return positions_dropped_; }
   // Runs each distinct scheme's post-update hook once (e.g. KERPLE's projection onto its constraints).
   void after_optimizer_step();
   const ModelConfig& config() const { return config_; }
@@ -60,6 +64,7 @@ class GPTImpl : public torch::nn::Module {
  private:
   void init_weights();
   ModelConfig config_;
+  bool positions_dropped_ = false;
   std::shared_ptr<PositionScheme> scheme_;  // model-wide: gives the input embedding
   std::vector<std::shared_ptr<PositionScheme>> layer_schemes_;
   torch::nn::Embedding wte_{nullptr};

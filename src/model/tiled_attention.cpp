@@ -69,7 +69,8 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
  public:
   // far: the far passes' queries and keys (far_pass_tensors), merged by the rule (far_from, chunk).
   // bias_params: the scheme's learnable parameters.
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
+  // Returns the output and each row's log-sum-exp (both differentiable).
+  static variable_list forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
                                at::TensorList far, at::TensorList bias_params,
                                c10::intrusive_ptr<BiasSourceHolder> biases,
                                c10::intrusive_ptr<DocumentMaskHolder> documents, int64_t far_from, int64_t chunk,
@@ -87,7 +88,7 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
     saved.insert(saved.end(), far.begin(), far.end());
     save_attention_state(ctx, {saved, bias_params.vec(), biases, documents, rule, mask, block, scale});
     ctx->saved_data["dtype"] = dtype;
-    return out;
+    return {out, lse};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -103,6 +104,7 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
     const QueryKey scaled = product_inputs(qk, scale, product);
     const auto v_product = product_operand(v, product);
     const auto grad_out_product = product_operand(grad_outputs[0].transpose(1, 2), product);  // [B, H, T, hd]
+    const auto& grad_lse = grad_outputs[1];  // undefined unless the log-sum-exp was used
     const auto zeros = [&] { return torch::zeros(q.sizes(), q.options().dtype(torch::kFloat32)); };
     auto grad_v = zeros();
     // Float32 accumulators of each pass's q and k gradients, in the scaled-input sense.
@@ -132,6 +134,8 @@ class TiledAttentionFunction : public torch::autograd::Function<TiledAttentionFu
       // P * (dP - rowsum(dP * P)) in one fused pass.
       const auto d_scores = at::_softmax_backward_data(d_probs.size() == 1 ? d_probs[0] : torch::cat(d_probs, -1),
                                                        probs, -1, torch::kFloat32);
+      // d lse_i / d s_ij = P_ij: a gradient on the log-sum-exp adds P times it.
+      if (grad_lse.defined()) d_scores.add_(probs * rows(grad_lse).unsqueeze(-1));
       if (bias.defined() && bias.requires_grad()) add_bias_parameter_grads(bias, d_scores, params, param_grads);
       const auto ds = d_scores.to(product);
       for (const auto& span : plan.spans) {
@@ -160,16 +164,21 @@ torch::Tensor tiled_causal_attention(const QueryKey& qk, const torch::Tensor& v,
   const BiasSource biases{&call.scheme, call.positions};
   const auto params = learnable_parameters(call.scheme);
   if (needs_backward(qk, v, params)) {
-    return TiledAttentionFunction::apply(qk.q, qk.k, v, at::TensorList(far_pass_tensors(qk)), at::TensorList(params),
-                                         c10::make_intrusive<BiasSourceHolder>(biases),
-                                         c10::make_intrusive<DocumentMaskHolder>(call.documents), qk.rule.far_from,
-                                         qk.rule.chunk, call.mask.window, call.mask.sinks, call.block, call.scale,
-                                         int64_t(call.product_dtype));
+    auto outputs = TiledAttentionFunction::apply(
+        qk.q, qk.k, v, at::TensorList(far_pass_tensors(qk)), at::TensorList(params),
+        c10::make_intrusive<BiasSourceHolder>(biases), c10::make_intrusive<DocumentMaskHolder>(call.documents),
+        qk.rule.far_from, qk.rule.chunk, call.mask.window, call.mask.sinks, call.block, call.scale,
+        int64_t(call.product_dtype));
+    if (call.log_sum_exp) *call.log_sum_exp = outputs[1];
+    return outputs[0];
   }
   const auto plans = plan_attention(qk.q.size(2), call.block, call.mask, qk.rule, call.documents.view());
   auto out = torch::empty({qk.q.size(0), qk.q.size(2), qk.q.size(1), qk.q.size(3)}, v.options().dtype(call.product_dtype));
+  torch::Tensor lse;
+  if (call.log_sum_exp) lse = torch::empty({qk.q.size(0), qk.q.size(1), qk.q.size(2)}, qk.q.options().dtype(torch::kFloat32));
   tiled_forward(product_inputs(qk, call.scale, call.product_dtype), product_operand(v, call.product_dtype), plans, call.mask,
-                call.documents, biases, out, torch::Tensor());
+                call.documents, biases, out, lse);
+  if (call.log_sum_exp) *call.log_sum_exp = lse;
   return out;
 }
 

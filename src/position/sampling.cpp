@@ -28,6 +28,24 @@ Positions training_positions(const PositionSampling& sampling, int64_t length, u
     for (int64_t i = 0; i < length; ++i) std::swap(pool[i], pool[i + int64_t(rng.next() % uint64_t(sampling.range - i))]);
     std::sort(pool.begin(), pool.begin() + length);
     std::copy(pool.begin(), pool.begin() + length, values.begin());
+  } else if (sampling.train == TrainPositions::kPose) {
+    // PoSE (Zhu et al. 2024; dwzhu-pku/PoSE): cut points 0 < c_1 < ... < c_{N-1} < T and skips
+    // 0 = u_0 <= u_1 <= ... <= u_{N-1} <= range - T, all uniform; token t of piece n sits at t + u_n.
+    const int64_t pieces = std::min(sampling.chunks, length);
+    std::vector<int64_t> cuts(length - 1);
+    std::iota(cuts.begin(), cuts.end(), 1);
+    for (int64_t i = 0; i + 1 < pieces; ++i) {
+      std::swap(cuts[i], cuts[i + int64_t(rng.next() % uint64_t(cuts.size() - i))]);
+    }
+    cuts.resize(pieces - 1);
+    std::sort(cuts.begin(), cuts.end());
+    std::vector<int64_t> skips(pieces - 1);
+    for (auto& skip : skips) skip = int64_t(rng.next() % uint64_t(sampling.range - length + 1));
+    std::sort(skips.begin(), skips.end());
+    for (int64_t t = 0, piece = 0; t < length; ++t) {
+      while (piece < pieces - 1 && t >= cuts[piece]) ++piece;
+      values[t] = double(t + (piece == 0 ? 0 : skips[piece - 1]));
+    }
   } else {  // equal_mean
     const double n = -double(length) * std::log1p(-rng.uniform());  // Exponential with mean `length`
     for (int64_t t = 0; t < length; ++t) values[t] = length == 1 ? 0.0 : n * double(t) / double(length - 1);

@@ -26,7 +26,8 @@ void check_position_sampling(const PositionSampling& sampling, const std::vector
     }
     // Random and spread positions reach range - 1: a scheme with a finite range must cover it.
     const int64_t covered = scheme_max_length(p, shape);
-    const bool sampled = train == TrainPositions::kRandom || sampling.eval == EvalPositions::kSpread;
+    const bool sampled = train == TrainPositions::kRandom || train == TrainPositions::kPose ||
+                         sampling.eval == EvalPositions::kSpread;
     if (sampled && covered > 0 && covered < sampling.range) {
       fail("range", std::to_string(sampling.range) + " exceeds the " + std::to_string(covered) + " positions " +
                         p.scheme + " can represent (lower the range" +

@@ -347,6 +347,13 @@ void train(const TrainOptions& options) {
   };
 
   for (int64_t step = state.step; step < tc.steps; ++step) {
+    if (tc.drop_positions > 0) {  // DroPE: positions until drop_from_step, none after
+      const bool dropped = step >= tc.drop_from_step();
+      if (dropped && (step == tc.drop_from_step() || step == state.step)) {
+        spdlog::info("step {}: dropping every position encoding for the last {} steps (DroPE)", step + 1, tc.steps - step);
+      }
+      model->set_positions_dropped(dropped);
+    }
     const double lr = learning_rate(step, tc.steps, tc.warmup_steps, tc.lr, tc.min_lr_ratio);
     std::vector<int64_t> offsets;
     torch::Tensor windows, target_weights;
